@@ -1,0 +1,126 @@
+"""Orbax checkpoints of a workdir: model state, optimizer state, step, data-iterator state, config.
+
+Layout: `WORKDIR/checkpoints/<step>/` with the items
+  model      the model's `nnx.State` as a pure dict (parameters, BatchNorm statistics, buffers)
+  opt_state  the optax state (training runs only)
+  data_iter  the grain iterator state as JSON (training runs only)
+  config     the resolved ml_collections config as JSON
+Orbax writes each step to a temporary directory and renames it when complete, so an
+interrupted save never looks like a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+from flax import nnx
+
+CHECKPOINT_SUBDIR = "checkpoints"
+
+
+def checkpoint_dir(workdir: str | Path) -> Path:
+    return Path(workdir).absolute() / CHECKPOINT_SUBDIR
+
+
+def make_manager(
+    workdir: str | Path,
+    *,
+    keep_last: int = 3,
+    best_metric: str | None = None,
+    best_mode: str = "min",
+    read_only: bool = False,
+) -> ocp.CheckpointManager:
+    """A manager that keeps the last `keep_last` steps plus the best by `best_metric`."""
+    policies: list[Any] = [ocp.checkpoint_managers.LatestN(keep_last)]
+    if best_metric is not None:
+        policies.append(
+            ocp.checkpoint_managers.BestN(
+                get_metric_fn=lambda m: m[best_metric], reverse=best_mode == "min", n=1
+            )
+        )
+    options = ocp.CheckpointManagerOptions(
+        preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
+        read_only=read_only,
+        create=not read_only,
+        enable_async_checkpointing=False,
+    )
+    return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
+
+
+def config_to_json(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    return json.loads(config.to_json_best_effort())
+
+
+def save(
+    manager: ocp.CheckpointManager,
+    step: int,
+    *,
+    model: nnx.Module,
+    config: ml_collections.ConfigDict,
+    opt_state: Any = None,
+    data_state: dict[str, Any] | None = None,
+    metrics: dict[str, float] | None = None,
+) -> None:
+    """Saves one step synchronously. `data_state` is the grain iterator's `get_state()`."""
+    items: dict[str, Any] = {
+        "model": ocp.args.StandardSave(nnx.state(model).to_pure_dict()),
+        "config": ocp.args.JsonSave(config_to_json(config)),
+    }
+    if opt_state is not None:
+        items["opt_state"] = ocp.args.StandardSave(opt_state)
+    if data_state is not None:
+        items["data_iter"] = ocp.args.JsonSave(data_state)
+    manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
+    manager.wait_until_finished()
+
+
+def read_config(workdir: str | Path, step: int | None = None) -> tuple[ml_collections.ConfigDict, int]:
+    """The config stored with a checkpoint (the latest one by default) and its step."""
+    manager = make_manager(workdir, read_only=True)
+    step = manager.latest_step() if step is None else step
+    if step is None:
+        raise FileNotFoundError(
+            f"no checkpoint under {checkpoint_dir(workdir)}; train a model there first "
+            "(python -m jaxhead.train) or import one (python -m jaxhead.import_torch)"
+        )
+    raw = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+    return ml_collections.ConfigDict(raw), step
+
+
+def restore_model_state(
+    manager: ocp.CheckpointManager, step: int, model: nnx.Module, shardings: Any = None
+) -> None:
+    """Restores the model item of `step` into `model` in place (shapes must match)."""
+    state = nnx.state(model)
+    target = state.to_pure_dict()
+    if shardings is not None:
+        target = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), target, shardings)
+    restored = manager.restore(step, args=ocp.args.Composite(model=ocp.args.StandardRestore(target)))["model"]
+    nnx.replace_by_pure_dict(state, restored)
+    nnx.update(model, state)
+
+
+def load_model(workdir: str | Path, step: int | None = None) -> tuple[nnx.Module, ml_collections.ConfigDict, int]:
+    """Builds the model described by a workdir's config and restores its weights.
+
+    Returns (model in eval mode, config, step).
+    """
+    from jaxhead.models import build_model  # Import here: models import this module's users.
+
+    config, step = read_config(workdir, step)
+    model = build_model(config, rngs=nnx.Rngs(0))
+    restore_model_state(make_manager(workdir, read_only=True), step, model)
+    model.eval()
+    return model, config, step
+
+
+def save_model(workdir: str | Path, model: nnx.Module, config: ml_collections.ConfigDict, step: int = 0) -> None:
+    """Writes a model-only checkpoint (e.g. weights imported from PyTorch)."""
+    manager = make_manager(workdir)
+    save(manager, step, model=model, config=config)
+    manager.close()
