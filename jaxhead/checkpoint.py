@@ -1,9 +1,11 @@
 """Orbax checkpoints of a workdir: model state, optimizer state, step, data-iterator state, config.
 
 Layout: `WORKDIR/checkpoints/<step>/` with the items
-  model      the model's `nnx.State` as a pure dict (parameters, BatchNorm statistics, buffers)
+  model      the model's `nnx.State` as a pure dict (parameters, BatchNorm statistics, buffers);
+             RNG streams are left out: training derives them from (seed, step)
   opt_state  the optax state (training runs only)
   data_iter  the grain iterator state as JSON (training runs only)
+  trainer    host-side training state as JSON, e.g. the plateau schedule (training runs only)
   config     the resolved ml_collections config as JSON
 Orbax writes each step to a temporary directory and renames it when complete, so an
 interrupted save never looks like a checkpoint.
@@ -21,6 +23,8 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 CHECKPOINT_SUBDIR = "checkpoints"
+# Everything but RNG state: typed key arrays are not checkpointable, and training reseeds per step.
+SAVED_STATE = nnx.Not(nnx.RngState)
 
 
 def checkpoint_dir(workdir: str | Path) -> Path:
@@ -64,17 +68,20 @@ def save(
     config: ml_collections.ConfigDict,
     opt_state: Any = None,
     data_state: dict[str, Any] | None = None,
+    trainer_state: dict[str, Any] | None = None,
     metrics: dict[str, float] | None = None,
 ) -> None:
     """Saves one step synchronously. `data_state` is the grain iterator's `get_state()`."""
     items: dict[str, Any] = {
-        "model": ocp.args.StandardSave(nnx.state(model).to_pure_dict()),
+        "model": ocp.args.StandardSave(nnx.state(model, SAVED_STATE).to_pure_dict()),
         "config": ocp.args.JsonSave(config_to_json(config)),
     }
     if opt_state is not None:
         items["opt_state"] = ocp.args.StandardSave(opt_state)
     if data_state is not None:
         items["data_iter"] = ocp.args.JsonSave(data_state)
+    if trainer_state is not None:
+        items["trainer"] = ocp.args.JsonSave(trainer_state)
     manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
     manager.wait_until_finished()
 
@@ -92,11 +99,26 @@ def read_config(workdir: str | Path, step: int | None = None) -> tuple[ml_collec
     return ml_collections.ConfigDict(raw), step
 
 
+def restore_training_state(
+    manager: ocp.CheckpointManager, step: int, opt_state: Any
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The optimizer state (shaped like `opt_state`), data-iterator state and trainer state of `step`."""
+    restored = manager.restore(
+        step,
+        args=ocp.args.Composite(
+            opt_state=ocp.args.StandardRestore(opt_state),
+            data_iter=ocp.args.JsonRestore(),
+            trainer=ocp.args.JsonRestore(),
+        ),
+    )
+    return restored["opt_state"], restored["data_iter"], restored["trainer"]
+
+
 def restore_model_state(
     manager: ocp.CheckpointManager, step: int, model: nnx.Module, shardings: Any = None
 ) -> None:
     """Restores the model item of `step` into `model` in place (shapes must match)."""
-    state = nnx.state(model)
+    state = nnx.state(model, SAVED_STATE)
     target = state.to_pure_dict()
     if shardings is not None:
         target = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), target, shardings)

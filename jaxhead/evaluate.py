@@ -1,0 +1,90 @@
+r"""Evaluate a workdir's model: `python -m jaxhead.evaluate --workdir=DIR [--dataset NAME] [--split S]`.
+
+Writes `DIR/eval/<dataset>_<split>.md` and `.json` (the metrics table, with the
+mean-prediction baseline) and a picture of predictions. Works on workdirs made by
+`jaxhead.train` and by `jaxhead.import_torch`. On ARKitFace and BIWI the TRG metrics
+follow the paper's protocol (trg.md §10).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import ml_collections
+from absl import app, flags, logging
+
+from jaxhead import checkpoint
+from jaxhead.tasks import make_task
+from jaxhead.training import data as train_data
+from jaxhead.training import sharding
+from jaxhead.training.evaluation import evaluate_split
+from jaxhead.training.steps import make_eval_step, split_model
+from jaxhead.training.summary import write_eval_report
+
+flags.DEFINE_string("workdir", None, "A workdir with a checkpoint (from jaxhead.train or jaxhead.import_torch).")
+flags.DEFINE_string("dataset", None, "Dataset to evaluate on (default: the one the model was trained on).")
+flags.DEFINE_string("split", "test", "Split to evaluate.")
+flags.DEFINE_string("data_dir", None, "Where the TFDS datasets live (default: the config's).")
+flags.DEFINE_string("builder_config", None, "TFDS builder config of --dataset (default: the config's).")
+flags.DEFINE_integer("batch_size", None, "Global evaluation batch size (default: the config's).")
+flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+flags.mark_flag_as_required("workdir")
+
+
+def evaluate(
+    workdir: str | Path,
+    *,
+    dataset: str | None = None,
+    split: str = "test",
+    data_dir: str | None = None,
+    builder_config: str | None = None,
+    batch_size: int | None = None,
+    step: int | None = None,
+) -> dict:
+    workdir = Path(workdir)
+    model, config, step = checkpoint.load_model(workdir, step)
+    config = ml_collections.ConfigDict(config.to_dict())
+    if dataset:
+        config.data.dataset = dataset
+        config.data.builder_config = builder_config or train_data.default_builder_config(dataset)
+    elif builder_config:
+        config.data.builder_config = builder_config
+    if data_dir:
+        config.data.data_dir = data_dir
+    if batch_size:
+        config.eval.batch_size = batch_size
+
+    mesh = sharding.data_mesh()
+    local_bs = sharding.local_batch_size(config.eval.batch_size, mesh)
+    data_info = train_data.prepare(config, splits=(split,))
+    task = make_task(config, data_info=data_info)
+    graphdef, params, rest = split_model(model)
+    params, rest = sharding.replicate((params, rest), mesh)
+    eval_step = make_eval_step(graphdef, task, mesh)
+    result = evaluate_split(
+        eval_step, params, rest, train_data.eval_batches(config, local_bs, split=split), task, mesh, local_bs,
+        keep_first=config.eval.num_pictures, with_baseline=True,
+    )
+    name = f"{config.data.dataset}_{split}"
+    if jax.process_index() == 0:
+        md, _ = write_eval_report(workdir / "eval", name, result, config)
+        task.draw(*result["examples"], workdir / "eval" / f"{name}.png")
+        print(md.read_text())
+    logging.info("evaluated step %d of %s on %s", step, workdir, name)
+    return result
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    f = flags.FLAGS
+    jax.config.update("jax_default_matmul_precision", "highest")
+    evaluate(
+        f.workdir, dataset=f.dataset, split=f.split, data_dir=f.data_dir, builder_config=f.builder_config,
+        batch_size=f.batch_size, step=f.step,
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)

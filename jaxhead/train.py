@@ -1,0 +1,170 @@
+r"""Train a model: `python -m jaxhead.train --config=configs/trg.py[:variant] --workdir=DIR`.
+
+Override any config value with `--config.a.b=value`. Running again with the same
+workdir resumes from its latest checkpoint (model, optimizer, step, data iterator,
+schedule state), and the result is identical to an uninterrupted run.
+
+The step is jitted over a `Mesh` of all devices: the batch is sharded on `data`,
+the parameters and optimizer state are replicated.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import app, flags, logging
+from flax import nnx
+from ml_collections import config_flags
+
+from jaxhead import checkpoint
+from jaxhead.models import build_model
+from jaxhead.tasks import make_task
+from jaxhead.training import data as train_data
+from jaxhead.training import sharding
+from jaxhead.training.evaluation import evaluate_split
+from jaxhead.training.metric_log import MetricLogger, progress_bar
+from jaxhead.training.optimizer import current_learning_rate, make_optimizer, make_plateau, with_lr_scale
+from jaxhead.training.steps import make_eval_step, make_train_step, split_model
+from jaxhead.training.summary import write_eval_report, write_training_curves
+
+config_flags.DEFINE_config_file("config", None, "Training config file, e.g. configs/trg.py:cpu.", lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and pictures.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+class NonFiniteError(RuntimeError):
+    pass
+
+
+def _check_finite(step: int, metrics: dict[str, np.ndarray]) -> None:
+    if not bool(metrics["finite"]):
+        terms = ", ".join(f"{k}={float(v):.6g}" for k, v in metrics.items() if k.startswith("loss"))
+        raise NonFiniteError(
+            f"non-finite loss or gradient at step {step} ({terms}, grad_norm={float(metrics['grad_norm']):.6g}); "
+            "stopping without writing a checkpoint. Try a lower learning rate or --config.optim.grad_clip_norm."
+        )
+
+
+def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, float]:
+    """Runs (or resumes) training; returns the final test summary."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    sharding.maybe_initialize_distributed()
+    mesh = sharding.data_mesh()
+    local_bs = sharding.local_batch_size(config.data.batch_size, mesh)
+    local_eval_bs = sharding.local_batch_size(config.eval.batch_size, mesh)
+    logging.info("devices: %d (%s), processes: %d", mesh.devices.size, jax.devices()[0].platform, jax.process_count())
+
+    # Data (built on first use) and the task glue.
+    data_info = train_data.prepare(config)
+    task = make_task(config, data_info=data_info)
+    steps_per_epoch = max(data_info.num_train // config.data.batch_size, 1)
+    total_steps = config.train.num_steps or config.train.num_epochs * steps_per_epoch
+    eval_every = config.train.eval_every_steps or steps_per_epoch
+
+    # Model and optimizer.
+    model = build_model(config, rngs=nnx.Rngs(config.seed), **task.model_buffers())
+    tx = make_optimizer(config.optim, steps_per_epoch, total_steps)
+    plateau = make_plateau(config.optim, task.best_mode)
+    model.eval()
+    eval_graphdef, _, _ = split_model(model)
+    model.train()
+    train_graphdef, params, rest = split_model(model)
+    opt_state = tx.init(params)
+
+    # Resume from the latest checkpoint of this workdir, if any.
+    manager = checkpoint.make_manager(
+        workdir, keep_last=config.train.keep_checkpoints, best_metric=task.best_metric, best_mode=task.best_mode
+    )
+    train_iter = iter(train_data.train_batches(config, local_bs))
+    start_step = manager.latest_step() or 0
+    if start_step:
+        checkpoint.restore_model_state(manager, start_step, model)
+        _, params, rest = split_model(model)
+        opt_state, data_state, trainer_state = checkpoint.restore_training_state(manager, start_step, opt_state)
+        train_iter.set_state(data_state)
+        if plateau is not None:
+            plateau.load_state_dict(trainer_state["plateau"])
+        logging.info("resumed from step %d of %s", start_step, workdir)
+    (workdir / "config.json").write_text(json.dumps(checkpoint.config_to_json(config), indent=2))
+
+    params, rest, opt_state = sharding.replicate((params, rest, opt_state), mesh)
+    train_step = make_train_step(train_graphdef, task, tx, mesh, config.train.compute_dtype)
+    eval_step = make_eval_step(eval_graphdef, task, mesh)
+    base_key = jax.random.key(config.seed)
+    logger = MetricLogger(workdir, start_step)
+
+    def run_eval(step: int, *, final: bool) -> dict:
+        result = evaluate_split(
+            eval_step, params, rest, train_data.eval_batches(config, local_eval_bs), task, mesh, local_eval_bs,
+            max_batches=None if final else config.eval.max_batches or None,
+            keep_first=config.eval.num_pictures if final else 0, with_baseline=final,
+        )
+        logger.write(step, "test", result["summary"])
+        return result
+
+    def save(step: int, metrics: dict[str, float] | None) -> None:
+        trainer_state = {"plateau": plateau.state_dict() if plateau else None}
+        checkpoint.save(
+            manager, step, model=nnx.merge(train_graphdef, params, rest), config=config, opt_state=opt_state,
+            data_state=train_iter.get_state(), trainer_state=trainer_state, metrics=metrics,
+        )
+
+    bar = progress_bar(total_steps, start_step, desc=f"train {config.model.name}")
+    window: list[dict[str, np.ndarray]] = []
+    t_window = time.perf_counter()
+    for step in range(start_step + 1, total_steps + 1):
+        batch = sharding.shard_batch(next(train_iter), mesh)
+        params, rest, opt_state, metrics = train_step(params, rest, opt_state, batch, jax.random.fold_in(base_key, step))
+        metrics = jax.device_get(metrics)
+        _check_finite(step, metrics)
+        window.append(metrics)
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", lr=f"{current_learning_rate(opt_state):.2e}")
+
+        if step % config.train.log_every == 0 or step == total_steps:
+            elapsed = time.perf_counter() - t_window
+            scalars = {k: np.mean([m[k] for m in window]) for k in window[0] if k != "finite"}
+            scalars.update(lr=current_learning_rate(opt_state), images_per_s=len(window) * config.data.batch_size / elapsed)
+            logger.write(step, "train", scalars)
+            window, t_window = [], time.perf_counter()
+
+        eval_metrics = None
+        if step % eval_every == 0 and step != total_steps:
+            eval_metrics = run_eval(step, final=False)["summary"]
+            if plateau is not None:
+                opt_state = with_lr_scale(opt_state, plateau.step(eval_metrics[task.best_metric]))
+        if step % config.train.checkpoint_every == 0 and step != total_steps:
+            save(step, eval_metrics)
+    bar.close()
+
+    # Final evaluation (with the baseline), checkpoint, report and pictures.
+    result = run_eval(total_steps, final=True)
+    if total_steps > start_step or manager.latest_step() != total_steps:
+        save(total_steps, result["summary"])
+    if jax.process_index() == 0:
+        write_eval_report(workdir / "eval", "test", result, config)
+        write_training_curves(workdir)
+        if result["examples"] is not None:
+            task.draw(*result["examples"], workdir / "predictions.png")
+    logger.close()
+    manager.close()
+    logging.info("final test metrics: %s", result["summary"])
+    return result["summary"]
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    jax.config.update("jax_default_matmul_precision", flags.FLAGS.config.train.matmul_precision)
+    train(flags.FLAGS.config, flags.FLAGS.workdir)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,80 @@
+"""The data side of a run: build the datasets on first use, and hand out batches.
+
+Process 0 builds a missing dataset (with progress) while the others wait, then every
+process reads its own shard of each split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Iterator
+
+import jax
+import ml_collections
+import numpy as np
+import tensorflow_datasets as tfds
+from jax.experimental import multihost_utils
+
+from data_pipelines.build import ensure_built
+from data_pipelines.pipelines import make_dataset
+from data_pipelines.topology import FaceTopology, load_topology
+
+
+@dataclasses.dataclass(frozen=True)
+class DataInfo:
+    """What the task and the loop need to know about the data."""
+
+    data_dir: str
+    num_examples: dict[str, int]
+    topology: FaceTopology | None = None  # TRG: the face mesh topology and initial state
+    flame_model: Any = None  # DAD-3DNet: the FLAME-format head model
+
+    @property
+    def num_train(self) -> int:
+        return self.num_examples["train"]
+
+
+def data_dir(config: ml_collections.ConfigDict) -> str:
+    return config.data.data_dir or os.environ.get("JAXHEAD_DATA", "data")
+
+
+def _datasets(config: ml_collections.ConfigDict) -> list[tuple[str, str | None]]:
+    extra = tuple(config.data.get("extra_datasets", ()) or ())
+    return [(config.data.dataset, config.data.builder_config or None)] + [(name, None) for name in extra]
+
+
+def prepare(config: ml_collections.ConfigDict, splits: tuple[str, ...] = ("train", "test")) -> DataInfo:
+    """Builds missing datasets (process 0), then returns split sizes and model-side data."""
+    root = data_dir(config)
+    if jax.process_index() == 0:
+        for name, builder_config in _datasets(config):
+            ensure_built(name, builder_config, root)
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices("datasets built")
+    name, builder_config = _datasets(config)[0]
+    full_name = f"{name}/{builder_config}" if builder_config else name
+    sources = tfds.data_source(full_name, data_dir=root)
+    missing = [s for s in splits if s not in sources]
+    if missing:
+        raise ValueError(f"dataset {full_name} in {root} has no split {missing}; it has {sorted(sources)}")
+    sizes = {s: len(sources[s]) for s in sources}
+    topology = load_topology(config.data) if config.model.name == "trg" else None
+    flame_model = None
+    if config.model.name == "dad3dnet":
+        from jaxhead.tasks.dad3dnet import load_flame_model
+
+        flame_model = load_flame_model(config)
+    return DataInfo(data_dir=root, num_examples=sizes, topology=topology, flame_model=flame_model)
+
+
+def train_batches(config: ml_collections.ConfigDict, local_batch_size: int) -> Any:
+    """The endless, shuffled, augmented training stream (a checkpointable grain dataset)."""
+    return make_dataset(config, "train", train=True, batch_size=local_batch_size, seed=config.seed)
+
+
+def eval_batches(
+    config: ml_collections.ConfigDict, local_batch_size: int, split: str = "test"
+) -> Iterator[dict[str, np.ndarray]]:
+    """One unaugmented pass over `split`; the last batch may be smaller."""
+    return iter(make_dataset(config, split, train=False, batch_size=local_batch_size, seed=0, num_epochs=1))
