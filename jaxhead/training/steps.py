@@ -52,8 +52,9 @@ def make_train_step(
     dtype = jnp.dtype(compute_dtype)
 
     def step(params, rest, opt_state, batch, key):
-        def loss_fn(p):
-            model = nnx.merge(graphdef, _cast_floats(p, dtype) if dtype != jnp.float32 else p, rest)
+        # copy=True gives fresh Variables owned by this trace, which BatchNorm may update.
+        def loss_fn(p, r):
+            model = nnx.merge(graphdef, _cast_floats(p, dtype) if dtype != jnp.float32 else p, r, copy=True)
             _reseed(model, key)
             inputs = dict(batch)
             if dtype != jnp.float32:
@@ -62,7 +63,7 @@ def make_train_step(
             new_rest = nnx.state(model, nnx.Not(nnx.Param))
             return loss, (terms, new_rest)
 
-        (loss, (terms, new_rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        (loss, (terms, new_rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest)
         grad_norm = optax.global_norm(grads)
         updates, new_opt_state = tx.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
@@ -87,7 +88,7 @@ def make_eval_step(graphdef: nnx.GraphDef, task: Task, mesh: Mesh) -> Callable:
     """
 
     def step(params, rest, batch):
-        model = nnx.merge(graphdef, params, rest)
+        model = nnx.merge(graphdef, params, rest, copy=True)
         return task.predict(model, batch)
 
     rep, data = replicated(mesh), batch_sharded(mesh)
