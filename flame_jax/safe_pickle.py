@@ -6,7 +6,7 @@ containers, scipy sparse matrices and chumpy arrays. `safe_load` resolves exactl
   * numpy arrays, dtypes and scalars (NumPy 1 and 2 module names);
   * Python-2 object reconstruction (copy_reg._reconstructor, __builtin__.object), which
     the unpickler's automatic name mapping would miss once `find_class` is overridden;
-  * collections.OrderedDict;
+  * collections.OrderedDict, and _codecs.encode (bytes in protocol-2 pickles from Python 3);
   * scipy.sparse csc/csr matrices, captured as their pickled state and densified here
     (no scipy class is instantiated from the file);
   * chumpy objects (chumpy is not imported or needed): placeholders whose state is
@@ -17,6 +17,7 @@ pickle asked for; nothing from the file is executed.
 
 from __future__ import annotations
 
+import codecs
 import collections
 import copyreg
 import io
@@ -41,6 +42,8 @@ _NUMPY_CLASSES = {
     ("__builtin__", "object"): object,
     ("builtins", "object"): object,
     ("collections", "OrderedDict"): collections.OrderedDict,
+    # Protocol-2 pickles written by Python 3 rebuild bytes (array buffers) with it.
+    ("_codecs", "encode"): codecs.encode,
 }
 _SPARSE_MODULES = ("scipy.sparse.csc", "scipy.sparse._csc", "scipy.sparse.csr", "scipy.sparse._csr")
 
