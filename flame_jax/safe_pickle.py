@@ -53,11 +53,13 @@ class UnsafePickleError(pickle.UnpicklingError):
 
 
 class _SparseShim:
-    """Stands in for a scipy csc/csr matrix: keeps the pickled state, densifies on request."""
+    """Stands in for a scipy csc/csr matrix: keeps the pickled state, densifies on request.
 
-    def __init__(self, fmt: str):
-        self.fmt = fmt
-        self.state: dict[str, Any] = {}
+    Pickles rebuild it with `object.__new__` (no __init__), so the format is a class attribute.
+    """
+
+    fmt = "csc"
+    state: dict[str, Any] = {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.state = state
@@ -84,18 +86,18 @@ class _SparseShim:
 class _ChumpyShim:
     """Stands in for any chumpy class: keeps the pickled state for `_resolve`."""
 
+    state: dict[str, Any] = {}
+
     def __init__(self, *args: Any, **kwargs: Any):
-        self.state: dict[str, Any] = {}
+        pass
 
     def __setstate__(self, state: Any) -> None:
         self.state = state if isinstance(state, dict) else {"x": state}
 
 
 def _shim_class(base: type, fmt: str | None = None) -> type:
-    # One subclass per use so that `copyreg._reconstructor(cls, object, None)` can build it.
-    if fmt is None:
-        return type(base.__name__, (base,), {})
-    return type(base.__name__, (base,), {"__init__": lambda self: base.__init__(self, fmt)})
+    # A fresh subclass per use: `copyreg._reconstructor(cls, object, None)` instantiates it.
+    return type(base.__name__, (base,), {} if fmt is None else {"fmt": fmt})
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
