@@ -49,6 +49,7 @@ def _base() -> ml_collections.ConfigDict:
             batch_size=128,
             max_batches=0,  # 0: the whole test split at every periodic evaluation.
             num_pictures=16,
+            baseline_batches=8,  # training batches that fit the mean-prediction baseline
         )
     )
     return config

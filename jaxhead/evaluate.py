@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax
+import itertools
+
 import ml_collections
 from absl import app, flags, logging
 
@@ -62,6 +64,10 @@ def evaluate(
     graphdef, params, rest = split_model(model)
     params, rest = sharding.replicate((params, rest), mesh)
     eval_step = make_eval_step(graphdef, task, mesh)
+    if "train" in data_info.num_examples:
+        # The mean-prediction baseline comes from the training split of the evaluated dataset;
+        # without one (e.g. BIWI) it is the task's prior (the model's initial pose and face).
+        task.fit_baseline(itertools.islice(train_data.eval_batches(config, local_bs, split="train"), 8))
     result = evaluate_split(
         eval_step, params, rest, train_data.eval_batches(config, local_bs, split=split), task, mesh, local_bs,
         keep_first=config.eval.num_pictures, with_baseline=True,

@@ -10,12 +10,12 @@ the parameters and optimizer state are replicated.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import app, flags, logging
@@ -144,7 +144,11 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, f
             save(step, eval_metrics)
     bar.close()
 
-    # Final evaluation (with the baseline), checkpoint, report and pictures.
+    # Final evaluation (with the mean-prediction baseline fitted on unaugmented training
+    # batches), checkpoint, report and pictures.
+    task.fit_baseline(
+        itertools.islice(train_data.eval_batches(config, local_eval_bs, split="train"), config.eval.baseline_batches)
+    )
     result = run_eval(total_steps, final=True)
     if total_steps > start_step or manager.latest_step() != total_steps:
         save(total_steps, result["summary"])

@@ -8,7 +8,7 @@ sits behind the `Task` protocol.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Iterable, Protocol
 
 import jax
 import ml_collections
@@ -38,6 +38,9 @@ class Task(Protocol):
 
     def summarize(self, per_sample: dict[str, np.ndarray]) -> dict[str, float]:
         """Aggregate per-sample metrics into the reported table row."""
+
+    def fit_baseline(self, batches: Iterable[dict[str, np.ndarray]]) -> None:
+        """Fits the mean-prediction baseline on unaugmented training batches."""
 
     def baseline(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Predictions of the mean-prediction baseline for a batch (same keys as `predict`)."""
