@@ -46,6 +46,7 @@ def _base() -> ml_collections.ConfigDict:
     )
     config.eval = ml_collections.ConfigDict(
         dict(
+            split="test",
             batch_size=128,
             max_batches=0,  # 0: the whole test split at every periodic evaluation.
             num_pictures=16,

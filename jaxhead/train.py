@@ -42,6 +42,20 @@ class NonFiniteError(RuntimeError):
     pass
 
 
+class EarlyStopping:
+    """Stops after `patience` evaluations without a better value (0 disables it)."""
+
+    def __init__(self, patience: int, mode: str):
+        self.patience, self.mode = int(patience), mode
+        self.best: float | None = None
+        self.num_bad = 0
+
+    def should_stop(self, value: float) -> bool:
+        better = self.best is None or (value < self.best if self.mode == "min" else value > self.best)
+        self.best, self.num_bad = (value, 0) if better else (self.best, self.num_bad + 1)
+        return self.patience > 0 and self.num_bad >= self.patience
+
+
 def _check_finite(step: int, metrics: dict[str, np.ndarray]) -> None:
     if not bool(metrics["finite"]):
         terms = ", ".join(f"{k}={float(v):.6g}" for k, v in metrics.items() if k.startswith("loss"))
@@ -84,6 +98,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, f
     )
     train_iter = iter(train_data.train_batches(config, local_bs))
     start_step = manager.latest_step() or 0
+    stopper = EarlyStopping(config.train.get("early_stopping_patience", 0), task.best_mode)
     if start_step:
         checkpoint.restore_model_state(manager, start_step, model)
         _, params, rest = split_model(model)
@@ -91,6 +106,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, f
         train_iter.set_state(data_state)
         if plateau is not None:
             plateau.load_state_dict(trainer_state["plateau"])
+        stopper.__dict__.update(trainer_state.get("early_stopping") or {})
         logging.info("resumed from step %d of %s", start_step, workdir)
     (workdir / "config.json").write_text(json.dumps(checkpoint.config_to_json(config), indent=2))
 
@@ -106,14 +122,14 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, f
             max_batches=None if final else config.eval.max_batches or None,
             keep_first=config.eval.num_pictures if final else 0, with_baseline=final,
         )
-        logger.write(step, "test", result["summary"])
+        logger.write(step, config.eval.split, result["summary"])
         return result
 
     def save(step: int, metrics: dict[str, float] | None) -> None:
-        trainer_state = {"plateau": plateau.state_dict() if plateau else None}
         checkpoint.save(
             manager, step, model=nnx.merge(train_graphdef, params, rest), config=config, opt_state=opt_state,
-            data_state=train_iter.get_state(), trainer_state=trainer_state, metrics=metrics,
+            data_state=train_iter.get_state(), metrics=metrics,
+            trainer_state={"plateau": plateau.state_dict() if plateau else None, "early_stopping": vars(stopper)},
         )
 
     bar = progress_bar(total_steps, start_step, desc=f"train {config.model.name}")
@@ -140,6 +156,11 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, f
             eval_metrics = run_eval(step, final=False)["summary"]
             if plateau is not None:
                 opt_state = with_lr_scale(opt_state, plateau.step(eval_metrics[task.best_metric]))
+            if stopper.should_stop(eval_metrics[task.best_metric]):
+                logging.info("early stopping at step %d: no better %s for %d evaluations",
+                             step, task.best_metric, stopper.patience)
+                total_steps = step
+                break
         if step % config.train.checkpoint_every == 0 and step != total_steps:
             save(step, eval_metrics)
     bar.close()
@@ -153,7 +174,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, f
     if total_steps > start_step or manager.latest_step() != total_steps:
         save(total_steps, result["summary"])
     if jax.process_index() == 0:
-        write_eval_report(workdir / "eval", "test", result, config)
+        write_eval_report(workdir / "eval", config.eval.split, result, config)
         write_training_curves(workdir)
         if result["examples"] is not None:
             task.draw(*result["examples"], workdir / "predictions.png")

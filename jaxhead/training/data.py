@@ -44,8 +44,9 @@ def _datasets(config: ml_collections.ConfigDict) -> list[tuple[str, str | None]]
     return [(config.data.dataset, config.data.builder_config or None)] + [(name, None) for name in extra]
 
 
-def prepare(config: ml_collections.ConfigDict, splits: tuple[str, ...] = ("train", "test")) -> DataInfo:
+def prepare(config: ml_collections.ConfigDict, splits: tuple[str, ...] | None = None) -> DataInfo:
     """Builds missing datasets (process 0), then returns split sizes and model-side data."""
+    splits = splits or ("train", config.eval.split)
     root = data_dir(config)
     if jax.process_index() == 0:
         for name, builder_config in _datasets(config):
@@ -74,7 +75,8 @@ def train_batches(config: ml_collections.ConfigDict, local_batch_size: int) -> A
 
 
 def eval_batches(
-    config: ml_collections.ConfigDict, local_batch_size: int, split: str = "test"
+    config: ml_collections.ConfigDict, local_batch_size: int, split: str | None = None
 ) -> Iterator[dict[str, np.ndarray]]:
-    """One unaugmented pass over `split`; the last batch may be smaller."""
+    """One unaugmented pass over `split` (default `config.eval.split`); the last batch may be smaller."""
+    split = split or config.eval.split
     return iter(make_dataset(config, split, train=False, batch_size=local_batch_size, seed=0, num_epochs=1))

@@ -24,6 +24,9 @@ def optim_config(**overrides: Any) -> ml_collections.ConfigDict:
         dict(
             name="adam",
             learning_rate=1e-4,
+            # "configured": use learning_rate. "torch_adam_default": 1e-3, what the released
+            # DAD-3DNet code trains with (its optimizer factory drops the configured rate).
+            lr_mode="configured",
             b1=0.9,
             b2=0.999,
             eps=1e-8,
@@ -45,11 +48,20 @@ def optim_config(**overrides: Any) -> ml_collections.ConfigDict:
     return cfg
 
 
+LR_MODES = {"configured": None, "torch_adam_default": 1e-3}
+
+
+def base_learning_rate(cfg: ml_collections.ConfigDict) -> float:
+    if cfg.lr_mode not in LR_MODES:
+        raise ValueError(f"config.optim.lr_mode must be one of {sorted(LR_MODES)}, got {cfg.lr_mode!r}")
+    return LR_MODES[cfg.lr_mode] or cfg.learning_rate
+
+
 def make_schedule(cfg: ml_collections.ConfigDict, steps_per_epoch: int, total_steps: int) -> Callable:
     """The step -> learning-rate schedule (without the plateau scale)."""
     if cfg.schedule not in SCHEDULES:
         raise ValueError(f"config.optim.schedule must be one of {SCHEDULES}, got {cfg.schedule!r}")
-    lr = cfg.learning_rate
+    lr = base_learning_rate(cfg)
     if cfg.schedule == "step":
         base = optax.piecewise_constant_schedule(
             lr, {int(e) * steps_per_epoch: cfg.step_factor for e in cfg.step_epochs}
@@ -146,7 +158,7 @@ def make_plateau(cfg: ml_collections.ConfigDict, mode: str) -> Plateau | None:
     return Plateau(
         factor=cfg.plateau_factor,
         patience=cfg.plateau_patience,
-        min_scale=cfg.plateau_min_lr / cfg.learning_rate,
+        min_scale=cfg.plateau_min_lr / base_learning_rate(cfg),
         mode=mode,
         threshold=cfg.plateau_threshold,
     )

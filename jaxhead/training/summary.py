@@ -61,14 +61,15 @@ def write_training_curves(workdir: Path) -> Path | None:
             if k not in ("step", "split"):
                 series.setdefault((e["split"], k), []).append((e["step"], v))
     names = sorted({k for _, k in series})
+    splits = sorted({sp for sp, _ in series}, key=lambda sp: sp != "train")
     cols = min(4, len(names))
     rows = (len(names) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
     for ax, name in zip(axes.flat, names):
-        for split in ("train", "test"):
+        for split in splits:
             pts = series.get((split, name))
             if pts:
-                ax.plot(*zip(*pts), marker="." if split == "test" else None, label=split)
+                ax.plot(*zip(*pts), marker=None if split == "train" else ".", label=split)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         if name.startswith("loss") or name == "grad_norm":

@@ -1,0 +1,144 @@
+r"""Train-step throughput of the data-parallel step (`jaxhead.training.steps`) on random batches.
+
+    python experiments/benchmarks/train_bench.py --model trg --batch 32 [--variant cpu] [--dtype bfloat16]
+    python experiments/benchmarks/train_bench.py --model dad3dnet --batch 16 [--write]
+
+Builds the model from its config (`configs/<model>.py[:variant]`), jits one train step over a
+mesh of all devices, and reports compile time, the median step time and images/s. Batches
+are random arrays of the right shapes and ranges (the loss value is meaningless, the cost is
+not). `--write` records the row in RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import platform
+import sys
+import time
+import types
+from pathlib import Path
+
+import jax
+import numpy as np
+import optax
+from flax import nnx
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from jaxhead.models import build_model  # noqa: E402
+from jaxhead.tasks import make_task  # noqa: E402
+from jaxhead.training import sharding  # noqa: E402
+from jaxhead.training.steps import make_train_step, split_model  # noqa: E402
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+SECTION = "## Train step (train_bench.py)"
+
+
+def trg_batch(config, B: int, rng: np.random.Generator) -> tuple[dict, types.SimpleNamespace]:
+    from flame_jax.synthetic import head_assets
+
+    head = head_assets(0)
+    S, V = config.model.img_size, 1220
+    topology = types.SimpleNamespace(
+        kpt_ind=head.kpt_ind, triangles=head.face_triangles, init_face=head.mean_face_head,
+        init_pose=np.array([1, 0, 0, 1, 0, 0, 1, 0, 0], np.float32), subsample=head.subsample,
+    )
+    K = np.array([[600.0, 0, 400], [0, 600, 400], [0, 0, 1]], np.float32)
+    face = head.mean_face_head[None] + rng.normal(0, 0.002, (B, V, 3))
+    cam = face + np.array([0.0, 0.0, 0.6])
+    uv = cam @ K.T
+    batch = dict(
+        img=rng.normal(size=(B, S, S, 3)), K=np.broadcast_to(K, (B, 3, 3)),
+        K_crop=np.broadcast_to(np.array([[S * 2.0, 0, S / 2], [0, S * 2.0, S / 2], [0, 0, 1]]), (B, 3, 3)),
+        bbox_info=np.broadcast_to(np.array([250, 250, 550, 550, 600, 800, 800]), (B, 7)),
+        R=np.broadcast_to(np.eye(3), (B, 3, 3)), t=np.broadcast_to([0.0, 0.0, 0.6], (B, 3)),
+        vtx_world=face, vtx_cam=cam,
+        vtx_img=np.concatenate([uv[..., :2] / uv[..., 2:], np.ones((B, V, 1))], -1),
+        lmk68_crop=np.concatenate([rng.uniform(-0.5, 0.5, (B, 68, 2)), np.ones((B, 68, 1))], -1),
+        has_3d_vtx=np.ones(B), has_rot=np.ones(B),
+    )
+    return batch, types.SimpleNamespace(topology=topology, flame_model=None)
+
+
+def dad_batch(config, B: int, rng: np.random.Generator) -> tuple[dict, types.SimpleNamespace]:
+    from jaxhead.tasks.dad3dnet import load_flame_model
+
+    flame = load_flame_model(config)
+    V = flame.v_template.shape[0]
+    S = config.model.img_size
+    batch = dict(
+        image=rng.normal(size=(B, S, S, 3)),
+        heatmap=rng.uniform(0, 1, (B, S // 4, S // 4, 68)) ** 8,
+        landmarks=rng.uniform(0.2, 0.8, (B, 68, 2)), presence=np.ones((B, 68)),
+        vertices_2d=rng.uniform(0, S, (B, V, 2)),
+        vertices=np.asarray(flame.v_template)[None] + rng.normal(0, 0.002, (B, V, 3)),
+    )
+    return batch, types.SimpleNamespace(topology=None, flame_model=flame)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=("trg", "dad3dnet"), required=True)
+    p.add_argument("--variant", default=None, help="config variant, e.g. cpu")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--write", action="store_true", help="record the result in RESULTS.md")
+    args = p.parse_args()
+
+    config = importlib.import_module(f"configs.{args.model}").get_config(args.variant)
+    rng = np.random.default_rng(0)
+    make = trg_batch if args.model == "trg" else dad_batch
+    batch, data_info = make(config, args.batch, rng)
+    batch = {k: np.asarray(v, np.float32) for k, v in batch.items()}
+    task = make_task(config, data_info=data_info)
+    mesh = sharding.data_mesh()
+    model = build_model(config, rngs=nnx.Rngs(0), **task.model_buffers())
+    model.train()
+    graphdef, params, rest = split_model(model)
+    n_params = sum(x.size for x in jax.tree.leaves(params))
+    tx = optax.adam(1e-4)
+    opt_state = tx.init(params)
+    params, rest, opt_state = sharding.replicate((params, rest, opt_state), mesh)
+    step = make_train_step(graphdef, task, tx, mesh, args.dtype)
+    gbatch = sharding.shard_batch(batch, mesh)
+    t0 = time.perf_counter()
+    params, rest, opt_state, m = step(params, rest, opt_state, gbatch, jax.random.key(0))
+    jax.block_until_ready(m)
+    compile_s = time.perf_counter() - t0
+    times = []
+    for i in range(args.steps):
+        t0 = time.perf_counter()
+        params, rest, opt_state, m = step(params, rest, opt_state, gbatch, jax.random.key(i + 1))
+        jax.block_until_ready(m)
+        times.append(time.perf_counter() - t0)
+    t = float(np.median(times))
+    dev = jax.devices()[0]
+    machine = f"{jax.device_count()}x {dev.device_kind} ({dev.platform}), {platform.processor() or platform.machine()}"
+    row = (
+        f"| {args.model}{':' + args.variant if args.variant else ''} | {args.batch} | {args.dtype} | {n_params:,} "
+        f"| {compile_s:.1f} | {t:.3f} | {args.batch / t:.1f} | {machine}, jax {jax.__version__} |"
+    )
+    print(row)
+    if args.write:
+        header = (
+            f"{SECTION}\n\nOne jitted train step (forward, backward, Adam) on random batches; median of "
+            f"{args.steps} steps after compilation.\n\n| model | batch | dtype | params | compile (s) | step (s) "
+            "| images/s | machine |\n|---|---|---|---|---|---|---|---|\n"
+        )
+        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+        if SECTION not in text:
+            text = text.rstrip("\n") + "\n\n" + header
+        start = text.index(SECTION)
+        end = text.find("\n## ", start + 1)
+        section = text[start:] if end < 0 else text[start:end + 1]
+        key = row.split("|")[1:4]
+        lines = [ln for ln in section.rstrip("\n").split("\n") if ln.split("|")[1:4] != key] + [row]
+        text = text[:start] + "\n".join(lines) + "\n" + ("" if end < 0 else text[end + 1:])
+        RESULTS.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
