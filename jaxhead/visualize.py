@@ -17,8 +17,8 @@ import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+from data_pipelines.pipelines.image_ops import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+
 # x, y, z axes in red, green, blue.
 AXIS_COLOURS = ("#e41a1c", "#4daf4a", "#377eb8")
 

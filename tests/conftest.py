@@ -19,3 +19,13 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared reference material is absent")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def synthetic_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data_dir holding the `synthetic_heads/tiny` build (64 train / 32 test at 128 px)."""
+    from data_pipelines.build import ensure_built
+
+    root = tmp_path_factory.mktemp("data")
+    ensure_built("synthetic_heads", "tiny", str(root))
+    return root

@@ -7,7 +7,6 @@ process reads its own shard of each split.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any, Iterator
 
 import jax
@@ -16,7 +15,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from jax.experimental import multihost_utils
 
-from data_pipelines.build import ensure_built
+from data_pipelines.build import default_data_dir, ensure_built
 from data_pipelines.pipelines import make_dataset
 from data_pipelines.topology import FaceTopology, load_topology
 
@@ -36,7 +35,12 @@ class DataInfo:
 
 
 def data_dir(config: ml_collections.ConfigDict) -> str:
-    return config.data.data_dir or os.environ.get("JAXHEAD_DATA", "data")
+    return config.data.data_dir or default_data_dir()
+
+
+def default_builder_config(dataset: str) -> str:
+    """The builder config `jaxhead.evaluate --dataset NAME` uses when none is given."""
+    return "default" if dataset == "synthetic_heads" else ""
 
 
 def _datasets(config: ml_collections.ConfigDict) -> list[tuple[str, str | None]]:
@@ -50,7 +54,7 @@ def prepare(config: ml_collections.ConfigDict, splits: tuple[str, ...] | None = 
     root = data_dir(config)
     if jax.process_index() == 0:
         for name, builder_config in _datasets(config):
-            ensure_built(name, builder_config, root)
+            ensure_built(name, builder_config, root, config.data.get("manual_dir") or None)
     if jax.process_count() > 1:
         multihost_utils.sync_global_devices("datasets built")
     name, builder_config = _datasets(config)[0]
@@ -60,7 +64,7 @@ def prepare(config: ml_collections.ConfigDict, splits: tuple[str, ...] | None = 
     if missing:
         raise ValueError(f"dataset {full_name} in {root} has no split {missing}; it has {sorted(sources)}")
     sizes = {s: len(sources[s]) for s in sources}
-    topology = load_topology(config.data) if config.model.name == "trg" else None
+    topology = load_topology(config.data, config.model) if config.model.name == "trg" else None
     flame_model = None
     if config.model.name == "dad3dnet":
         from jaxhead.tasks.dad3dnet import load_flame_model

@@ -1,0 +1,106 @@
+"""DAD-3DNet's per-example preprocessing (spec dad3dnet.md §9-10), numpy only.
+
+The head box is enlarged by U[0.05, 0.15) per side (train, and validation unless `val_jitter` is off,
+when each side gets the mean 0.10), cut to int32 and clipped to the image; the crop (not square) is
+resized so its longest side is S and padded to S x S, centred, with zeros. Targets: the 68 landmarks
+(frontal-contour embedding on MV-transformed vertices, projected with P and flipped in y) and all
+vertices projected the same way, in crop pixels; presence = strictly inside the crop before resizing;
+68 Gaussian heatmaps at S/4 (centre int(xy / 4), radius 5, sigma 11/6, quantised to 1/255).
+
+Output (docs/datasets.md): image, heatmap, landmarks, presence, vertices_2d, vertices, crop_box,
+crop_scale, crop_pad, head_box, model_view_matrix, projection_matrix, image_hw, id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ml_collections
+import numpy as np
+from PIL import Image
+
+from data_pipelines.pipelines import image_ops
+from jaxhead.metrics.dad3dheads import LandmarkEmbedding, gt_landmarks_2d
+
+HEATMAP_STRIDE = 4
+HEATMAP_RADIUS = 5
+
+
+def gaussian_heatmaps(points: np.ndarray, presence: np.ndarray, size: int, sigma: float) -> np.ndarray:
+    """(68, 2) points in heatmap pixels (already / stride) -> (size, size, 68) float32, quantised to 1/255."""
+    out = np.zeros((size, size, len(points)), np.float32)
+    d = np.arange(-HEATMAP_RADIUS, HEATMAP_RADIUS + 1)
+    g = np.exp(-(d[:, None] ** 2 + d[None, :] ** 2) / (2.0 * sigma**2))
+    g[g < np.finfo(g.dtype).eps * g.max()] = 0.0
+    for k, ((x, y), present) in enumerate(zip(points, presence)):
+        if not present:
+            continue
+        cx, cy = int(x), int(y)
+        x0, x1 = max(cx - HEATMAP_RADIUS, 0), min(cx + HEATMAP_RADIUS + 1, size)
+        y0, y1 = max(cy - HEATMAP_RADIUS, 0), min(cy + HEATMAP_RADIUS + 1, size)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        patch = g[y0 - cy + HEATMAP_RADIUS : y1 - cy + HEATMAP_RADIUS, x0 - cx + HEATMAP_RADIUS : x1 - cx + HEATMAP_RADIUS]
+        out[y0:y1, x0:x1, k] = np.maximum(out[y0:y1, x0:x1, k], patch)
+    return np.floor(out * 255.0).astype(np.uint8).astype(np.float32) / 255.0
+
+
+class DAD3DNetTransform:
+    """Callable (example, rng | None) -> model inputs and targets; rng None means no random enlargement."""
+
+    def __init__(self, data: ml_collections.ConfigDict, embedding: LandmarkEmbedding):
+        self.size = int(data.img_size)
+        self.enlarge = tuple(data.enlarge)
+        self.sigma = float(data.heatmap_sigma)
+        self.embedding = embedding
+
+    def __call__(self, ex: dict[str, Any], rng: np.random.Generator | None) -> dict[str, np.ndarray]:
+        image = np.asarray(ex["image"])
+        H, W = image.shape[:2]
+        verts = np.asarray(ex["vertices"], np.float64)
+        MV = np.asarray(ex["model_view_matrix"], np.float64)
+        P = np.asarray(ex["projection_matrix"], np.float64)
+        head_box = np.asarray(ex["head_box"], np.float64)
+        x, y = head_box[0], head_box[1]
+        w, h = head_box[2] - head_box[0], head_box[3] - head_box[1]
+        lo, hi = self.enlarge
+        l, r, t, b = rng.uniform(lo, hi, 4) if rng is not None else np.full(4, (lo + hi) / 2.0)
+        box = np.array([x - w * l, y - h * t, w * (1 + l + r), h * (1 + t + b)]).astype(np.int32)
+        x0, y0 = np.clip(box[0], 0, W - 1), np.clip(box[1], 0, H - 1)
+        x1, y1 = np.clip(box[0] + box[2], x0 + 1, W), np.clip(box[1] + box[3], y0 + 1, H)
+        crop = image[y0:y1, x0:x1]
+        ch, cw = crop.shape[:2]
+
+        origin = np.array([x0, y0], np.float64)
+        # Barycentric landmarks commute with MV (affine), so they are taken in model space.
+        lmk = gt_landmarks_2d(self.embedding(verts), MV, P, H) - origin
+        vert2d = gt_landmarks_2d(verts, MV, P, H) - origin
+        presence = (lmk[:, 0] > 0) & (lmk[:, 0] < cw) & (lmk[:, 1] > 0) & (lmk[:, 1] < ch)
+
+        S = self.size
+        scale = S / max(ch, cw)
+        nh, nw = max(int(round(ch * scale)), 1), max(int(round(cw * scale)), 1)
+        resized = np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((nw, nh), Image.BILINEAR))
+        top, left = (S - nh) // 2, (S - nw) // 2
+        canvas = np.zeros((S, S, 3), np.uint8)
+        canvas[top : top + nh, left : left + nw] = resized
+        pad = np.array([left, top], np.float64)
+        lmk_s = lmk * scale + pad
+        vert_s = vert2d * scale + pad
+        f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
+        return dict(
+            image=image_ops.normalize(canvas),
+            heatmap=gaussian_heatmaps(lmk_s / HEATMAP_STRIDE, presence, S // HEATMAP_STRIDE, self.sigma),
+            landmarks=f32(lmk_s / S),
+            presence=f32(presence),
+            vertices_2d=f32(vert_s),
+            vertices=f32(verts),
+            crop_box=f32([x0, y0, x1 - x0, y1 - y0]),
+            crop_scale=f32([scale, scale]),
+            crop_pad=f32(pad),
+            head_box=f32(head_box),
+            model_view_matrix=f32(MV),
+            projection_matrix=f32(P),
+            image_hw=f32([H, W]),
+            id=np.asarray(ex["id"].decode() if isinstance(ex["id"], bytes) else str(ex["id"])),
+        )

@@ -1,0 +1,76 @@
+"""Image operations of the input pipelines, in numpy and PIL (they run in grain worker processes,
+where JAX is not used).
+
+Pixel coordinates have their origin at the top-left corner of the top-left pixel (docs/conventions.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.colors import hsv_to_rgb, rgb_to_hsv
+from PIL import Image
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+def normalize(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> float32 ImageNet-normalised."""
+    return (image.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+
+
+def warp_affine(image: np.ndarray, A: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Warps (H, W, 3) uint8 by the 2x3 map A (source pixel -> output pixel) into (h, w) = size,
+    bilinear, black outside the source."""
+    M = np.vstack([A, [0.0, 0.0, 1.0]])
+    inv = np.linalg.inv(M)[:2].reshape(-1)  # PIL wants output -> source
+    out = Image.fromarray(image).transform(
+        (size[1], size[0]), Image.AFFINE, data=tuple(inv), resample=Image.BILINEAR, fillcolor=(0, 0, 0)
+    )
+    return np.asarray(out)
+
+
+def box_to_crop(box: np.ndarray, size: int) -> np.ndarray:
+    """2x3 map of the square box [l, t, r, b] onto a size x size crop (scale size / (r - l))."""
+    k = size / (box[2] - box[0])
+    return np.array([[k, 0.0, -k * box[0]], [0.0, k, -k * box[1]]])
+
+
+def rotation_about(centre: np.ndarray, angle_rad: float) -> np.ndarray:
+    """2x3 map rotating image points by angle (x toward y, i.e. clockwise on screen) about centre."""
+    c, s = np.cos(angle_rad), np.sin(angle_rad)
+    Rm = np.array([[c, -s], [s, c]])
+    return np.hstack([Rm, (centre - Rm @ centre)[:, None]])
+
+
+def compose(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """2x3 maps: first B, then A."""
+    return (np.vstack([A, [0, 0, 1]]) @ np.vstack([B, [0, 0, 1]]))[:2]
+
+
+def apply_affine(A: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N, 2) points through the 2x3 map A."""
+    return points @ A[:, :2].T + A[:, 2]
+
+
+def color_jitter(
+    image: np.ndarray, rng: np.random.Generator, brightness: float, contrast: float, saturation: float, hue: float
+) -> np.ndarray:
+    """torchvision-style ColorJitter on uint8 (H, W, 3): factors U(1 - x, 1 + x), hue shift U(-h, h),
+    applied in a random order."""
+    x = image.astype(np.float32) / 255.0
+    for op in rng.permutation(4):
+        if op == 0 and brightness > 0:
+            x = x * rng.uniform(1 - brightness, 1 + brightness)
+        elif op == 1 and contrast > 0:
+            grey = np.mean(x @ np.array([0.299, 0.587, 0.114], np.float32))
+            x = (x - grey) * rng.uniform(1 - contrast, 1 + contrast) + grey
+        elif op == 2 and saturation > 0:
+            grey = (x @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+            x = (x - grey) * rng.uniform(1 - saturation, 1 + saturation) + grey
+        elif op == 3 and hue > 0:
+            hsv = rgb_to_hsv(np.clip(x, 0, 1))
+            hsv[..., 0] = (hsv[..., 0] + rng.uniform(-hue, hue)) % 1.0
+            x = hsv_to_rgb(hsv)
+        x = np.clip(x, 0.0, 1.0)
+    return (x * 255.0 + 0.5).astype(np.uint8)

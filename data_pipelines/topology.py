@@ -1,0 +1,81 @@
+"""The face mesh TRG regresses: its triangles, landmark and subsample ids, mirror map and initial state.
+
+Two topologies share one form (docs/conventions.md, "Face region"):
+- "synthetic": the embedded head model's 1220-vertex face region (the default);
+- "arkit": Apple's ARKit face mesh from the user's TRG-Release checkout (`config.data.trg_assets_dir`)
+  and ARKitFace's `flip_index.npy` (`config.data.flip_index_path`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+
+# The initial translation of the "t_prediction" variant on the synthetic data (metres, the
+# middle of its 0.3 to 1.2 m range); the Eq. 2 variants start from s = 1, t~ = 0 instead.
+SYNTHETIC_INIT_TRANSLATION = np.array([0.0, 0.0, 0.75], np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceTopology:
+    """triangles (T, 3), kpt_ind (68,), subsample (305,) and flip_index (1220,) index the 1220 vertices;
+    init_face (1220, 3) head frame, metres; init_pose (9,) the model's initial pose vector."""
+
+    name: str
+    triangles: np.ndarray
+    kpt_ind: np.ndarray
+    subsample: np.ndarray
+    flip_index: np.ndarray
+    init_face: np.ndarray
+    init_pose: np.ndarray
+
+
+def load_topology(data: ml_collections.ConfigDict, model: ml_collections.ConfigDict) -> FaceTopology:
+    """The topology named by `data.topology`, with the initial pose of `model.variant`."""
+    from jaxhead.models.trg import initial_pose
+
+    if data.topology == "synthetic":
+        from flame_jax.synthetic import head_assets
+
+        head = head_assets(data.synthetic_seed)
+        return FaceTopology(
+            name="synthetic",
+            triangles=np.asarray(head.face_triangles, np.int32),
+            kpt_ind=np.asarray(head.kpt_ind, np.int32),
+            subsample=np.asarray(head.subsample, np.int32),
+            flip_index=np.asarray(head.flip_index, np.int32),
+            init_face=np.asarray(head.mean_face_head, np.float32),
+            init_pose=initial_pose(np.eye(3), model, SYNTHETIC_INIT_TRANSLATION),
+        )
+    if data.topology == "arkit":
+        from jaxhead.interop.trg import load_arkit_topology, load_official_init
+
+        if not data.trg_assets_dir:
+            raise ValueError("config.data.trg_assets_dir must point at a TRG-Release checkout for the ARKit topology")
+        topo = load_arkit_topology(data.trg_assets_dir)
+        init = load_official_init(data.trg_assets_dir, model)
+        return FaceTopology(
+            name="arkit",
+            triangles=topo["triangles"].astype(np.int32),
+            kpt_ind=topo["kpt_ind"].astype(np.int32),
+            subsample=topo["subsample"].astype(np.int32),
+            flip_index=load_flip_index(data.flip_index_path),
+            init_face=init["init_face"],
+            init_pose=init["init_pose"],
+        )
+    raise ValueError(f"config.data.topology must be 'synthetic' or 'arkit', got {data.topology!r}")
+
+
+def load_flip_index(path: str) -> np.ndarray:
+    """ARKitFace's `flip_index.npy`: a (1220,) left/right permutation (an involution)."""
+    if not path:
+        raise ValueError("config.data.flip_index_path must point at ARKitFace's flip_index.npy (needed by the flip augmentation)")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: flip_index.npy not found")
+    flip = np.load(path, allow_pickle=False).astype(np.int64).reshape(-1)
+    if flip.shape != (1220,) or not np.array_equal(np.sort(flip), np.arange(1220)) or not np.array_equal(flip[flip], np.arange(1220)):
+        raise ValueError(f"{path}: expected a (1220,) permutation that is its own inverse")
+    return flip.astype(np.int32)
