@@ -45,6 +45,33 @@ def gaussian_heatmaps(points: np.ndarray, presence: np.ndarray, size: int, sigma
     return np.floor(out * 255.0).astype(np.uint8).astype(np.float32) / 255.0
 
 
+def enlarged_crop(
+    image: np.ndarray, head_box: np.ndarray, sides: np.ndarray, size: int
+) -> tuple[np.ndarray, tuple[int, int, int, int], float, np.ndarray]:
+    """The official crop: enlarge [l, t, r, b] by `sides` = (left, right, top, bottom) fractions,
+    cut to int32, clip to the image, resize the longest side to `size` and pad to size x size, centred.
+
+    Returns (canvas (size, size, 3) uint8, crop corners (x0, y0, x1, y1), scale, pad (2,) [left, top]);
+    a crop pixel p maps to the canvas at p * scale + pad.
+    """
+    H, W = image.shape[:2]
+    x, y = head_box[0], head_box[1]
+    w, h = head_box[2] - head_box[0], head_box[3] - head_box[1]
+    l, r, t, b = sides
+    box = np.array([x - w * l, y - h * t, w * (1 + l + r), h * (1 + t + b)]).astype(np.int32)
+    x0, y0 = int(np.clip(box[0], 0, W - 1)), int(np.clip(box[1], 0, H - 1))
+    x1, y1 = int(np.clip(box[0] + box[2], x0 + 1, W)), int(np.clip(box[1] + box[3], y0 + 1, H))
+    crop = image[y0:y1, x0:x1]
+    ch, cw = crop.shape[:2]
+    scale = size / max(ch, cw)
+    nh, nw = max(int(round(ch * scale)), 1), max(int(round(cw * scale)), 1)
+    resized = np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((nw, nh), Image.BILINEAR))
+    top, left = (size - nh) // 2, (size - nw) // 2
+    canvas = np.zeros((size, size, 3), np.uint8)
+    canvas[top : top + nh, left : left + nw] = resized
+    return canvas, (x0, y0, x1, y1), scale, np.array([left, top], np.float64)
+
+
 class DAD3DNetTransform:
     """Callable (example, rng | None) -> model inputs and targets; rng None means no random enlargement."""
 
@@ -61,30 +88,17 @@ class DAD3DNetTransform:
         MV = np.asarray(ex["model_view_matrix"], np.float64)
         P = np.asarray(ex["projection_matrix"], np.float64)
         head_box = np.asarray(ex["head_box"], np.float64)
-        x, y = head_box[0], head_box[1]
-        w, h = head_box[2] - head_box[0], head_box[3] - head_box[1]
         lo, hi = self.enlarge
-        l, r, t, b = rng.uniform(lo, hi, 4) if rng is not None else np.full(4, (lo + hi) / 2.0)
-        box = np.array([x - w * l, y - h * t, w * (1 + l + r), h * (1 + t + b)]).astype(np.int32)
-        x0, y0 = np.clip(box[0], 0, W - 1), np.clip(box[1], 0, H - 1)
-        x1, y1 = np.clip(box[0] + box[2], x0 + 1, W), np.clip(box[1] + box[3], y0 + 1, H)
-        crop = image[y0:y1, x0:x1]
-        ch, cw = crop.shape[:2]
+        sides = rng.uniform(lo, hi, 4) if rng is not None else np.full(4, (lo + hi) / 2.0)
+        canvas, (x0, y0, x1, y1), scale, pad = enlarged_crop(image, head_box, sides, self.size)
+        ch, cw = y1 - y0, x1 - x0
 
         origin = np.array([x0, y0], np.float64)
         # Barycentric landmarks commute with MV (affine), so they are taken in model space.
         lmk = gt_landmarks_2d(self.embedding(verts), MV, P, H) - origin
         vert2d = gt_landmarks_2d(verts, MV, P, H) - origin
         presence = (lmk[:, 0] > 0) & (lmk[:, 0] < cw) & (lmk[:, 1] > 0) & (lmk[:, 1] < ch)
-
         S = self.size
-        scale = S / max(ch, cw)
-        nh, nw = max(int(round(ch * scale)), 1), max(int(round(cw * scale)), 1)
-        resized = np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((nw, nh), Image.BILINEAR))
-        top, left = (S - nh) // 2, (S - nw) // 2
-        canvas = np.zeros((S, S, 3), np.uint8)
-        canvas[top : top + nh, left : left + nw] = resized
-        pad = np.array([left, top], np.float64)
         lmk_s = lmk * scale + pad
         vert_s = vert2d * scale + pad
         f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731

@@ -45,6 +45,36 @@ def landmark_box(lmk: np.ndarray, scale: float, centre_shift: np.ndarray | None 
     return np.trunc(np.array([centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half]))
 
 
+def square_box(box: np.ndarray) -> np.ndarray:
+    """Any [l, t, r, b] -> the square box with the same centre and side max(width, height)."""
+    c = (box[:2] + box[2:]) / 2.0
+    half = np.max(box[2:] - box[:2]) / 2.0
+    return np.concatenate([c - half, c + half])
+
+
+def crop_intrinsics(K: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
+    """K of the square box [l, t, r, b] resized to size x size: f' = f size / b, c' = (c - [l, t]) size / b."""
+    k = size / (box[2] - box[0])
+    return np.diag([k, k, 1.0]) @ np.array([[1.0, 0, -box[0]], [0, 1.0, -box[1]], [0, 0, 1.0]]) @ K
+
+
+def bbox_info(box: np.ndarray, K: np.ndarray, height: int, width: int) -> np.ndarray:
+    """TRG's box input (7,): [l, t, r, b, f, H, W]."""
+    return np.array([box[0], box[1], box[2], box[3], K[0, 0], height, width], np.float64)
+
+
+def crop_inputs(image: np.ndarray, box: np.ndarray, K: np.ndarray, size: int) -> dict[str, np.ndarray]:
+    """Model inputs for one square box, without augmentation (what `jaxhead.predict` feeds TRG)."""
+    crop = image_ops.warp_affine(np.ascontiguousarray(image), image_ops.box_to_crop(box, size), (size, size))
+    H, W = image.shape[:2]
+    return dict(
+        img=image_ops.normalize(crop),
+        K=np.asarray(K, np.float32),
+        K_crop=crop_intrinsics(K, box, size).astype(np.float32),
+        bbox_info=bbox_info(box, K, H, W).astype(np.float32),
+    )
+
+
 def rz(phi: float) -> np.ndarray:
     c, s = np.cos(phi), np.sin(phi)
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
@@ -117,8 +147,6 @@ class TRGTransform:
                 crop[y0 : y0 + p, x0 : x0 + p] = rng.integers(0, 256, 3)
 
         b = box[2] - box[0]
-        k = self.size / b
-        K_crop = np.array([[k, 0, 0], [0, k, 0], [0, 0, 1.0]]) @ np.array([[1, 0, -box[0]], [0, 1, -box[1]], [0, 0, 1.0]]) @ K
         cam = world @ R.T + t
         if has_3d:
             pix = project(K, cam)
@@ -135,8 +163,8 @@ class TRGTransform:
         return dict(
             img=image_ops.normalize(crop),
             K=f32(K),
-            K_crop=f32(K_crop),
-            bbox_info=f32([box[0], box[1], box[2], box[3], K[0, 0], H, W]),
+            K_crop=f32(crop_intrinsics(K, box, self.size)),
+            bbox_info=f32(bbox_info(box, K, H, W)),
             R=f32(R if has_rot else np.eye(3)),
             t=f32(t),
             vtx_world=f32(world),
