@@ -88,7 +88,38 @@ def bench_trg(batch: int) -> Bench:
     return Bench(model, inputs, labels, loss)
 
 
-BENCHES: dict[str, Callable[[int], Bench]] = {"trg": bench_trg}
+def bench_dad3dnet(batch: int) -> Bench:
+    """The official DAD-3DNet at 256 px with the synthetic FLAME-format head model in the loss."""
+    from flame_jax.synthetic import head_model
+    from jaxhead.losses.dad3dnet import dad3dnet_loss, loss_config
+    from jaxhead.models.dad3dnet import DAD3DNet, model_config
+
+    cfg = model_config()
+    rng = np.random.default_rng(0)
+    model = DAD3DNet(cfg, rngs=nnx.Rngs(0))
+    flame = head_model(0)
+    V, size = flame.v_template.shape[0], cfg.img_size
+
+    def inputs(n: int) -> tuple:
+        return (jnp.asarray(rng.normal(size=(n, size, size, 3)), jnp.float32),)
+
+    f32 = np.float32
+    labels = dict(
+        heatmap=jnp.asarray(rng.uniform(0, 1, (batch, size // 4, size // 4, 68)), f32),
+        vertices=jnp.asarray(np.asarray(flame.v_template)[None] + rng.normal(0, 0.002, (batch, V, 3)), f32),
+        vertices_2d=jnp.asarray(rng.uniform(0, size, (batch, V, 2)), f32),
+        landmarks=jnp.asarray(rng.uniform(0, 1, (batch, 68, 2)), f32),
+        presence=jnp.ones((batch, 68), f32),
+    )
+    lcfg = loss_config("official")
+
+    def loss(out: Any, b: dict[str, jax.Array]) -> jax.Array:
+        return dad3dnet_loss(lcfg, flame, out, b)[0]
+
+    return Bench(model, inputs, labels, loss)
+
+
+BENCHES: dict[str, Callable[[int], Bench]] = {"trg": bench_trg, "dad3dnet": bench_dad3dnet}
 
 
 def _timed(fn: Callable[[], Any], repeats: int) -> float:

@@ -1,0 +1,83 @@
+r"""`flame_jax.lbs` throughput on the current backend.
+
+    python experiments/benchmarks/flame_bench.py [--batches 1 64 1024 4096] [--repeats 10] [--write]
+
+Jitted LBS of the synthetic FLAME-format head model (4830 vertices, 300 + 100 components) for random
+betas and poses; meshes/s from the median of `--repeats` calls after the compile, which is timed
+separately. `--write` records the table in RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from flame_jax import lbs  # noqa: E402
+from flame_jax.synthetic import head_model  # noqa: E402
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+SECTION = "## flame_jax.lbs (flame_bench.py)"
+
+
+def measure(batch: int, repeats: int) -> tuple[float, float]:
+    model = head_model(0)
+    rng = np.random.default_rng(0)
+    betas = jnp.asarray(rng.normal(0, 1, (batch, 400)), jnp.float32)
+    pose = jnp.asarray(rng.normal(0, 0.2, (batch, 15)), jnp.float32)
+    fn = jax.jit(lambda m, b, p: lbs(m, b, p)[0])
+    t0 = time.perf_counter()
+    compiled = fn.lower(model, betas, pose).compile()
+    compile_s = time.perf_counter() - t0
+    jax.block_until_ready(compiled(model, betas, pose))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(compiled(model, betas, pose))
+        times.append(time.perf_counter() - t0)
+    return batch / statistics.median(times), compile_s
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 64, 1024, 4096])
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--write", action="store_true")
+    args = p.parse_args()
+    device = jax.devices()[0]
+    machine = f"{device.platform} ({device.device_kind}), {os.cpu_count()} CPU cores, {platform.machine()}, jax {jax.__version__}"
+    rows = []
+    for b in args.batches:
+        rate, compile_s = measure(b, args.repeats)
+        rows.append(f"| {b} | {rate:,.0f} | {1e3 * b / rate:.2f} | {compile_s:.2f} |")
+        print(rows[-1], flush=True)
+    table = (
+        f"{SECTION}\n\n`python experiments/benchmarks/flame_bench.py`: jitted `lbs` of the synthetic head model "
+        f"(4830 vertices, 400 components), float32, median of {args.repeats} calls. Machine: {machine}.\n\n"
+        "| batch | meshes / s | ms / call | compile (s) |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
+    print(table)
+    if args.write:
+        text = RESULTS.read_text()
+        if SECTION in text:
+            head, _, rest = text.partition(SECTION)
+            nxt = rest.find("\n## ")
+            text = head + table + (rest[nxt:] if nxt >= 0 else "")
+        else:
+            text = text.rstrip("\n") + "\n\n" + table
+        RESULTS.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
