@@ -10,22 +10,9 @@ import numpy as np
 import pytest
 import trimesh
 
+from data_pipelines.builders.ibug import ibug_mirror
 from flame_jax.io import load_dad3dheads_static, load_embeddings
 from flame_jax.landmarks import barycentric_points
-
-# iBUG-68 left/right pairs (0-based); unlisted points lie on the midline.
-IBUG_PAIRS = [(i, 16 - i) for i in range(8)] + [(17 + i, 26 - i) for i in range(5)] + [
-    (31, 35), (32, 34), (36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46),
-    (48, 54), (49, 53), (50, 52), (55, 59), (56, 58), (60, 64), (61, 63), (65, 67),
-]
-
-
-def ibug_mirror() -> np.ndarray:
-    m = np.arange(68)
-    for a, b in IBUG_PAIRS:
-        m[a], m[b] = b, a
-    return m
-
 
 @pytest.fixture(scope="module")
 def ringnet(shared_dir: Path) -> dict:
