@@ -78,9 +78,9 @@ def _cpu(config: ml_collections.ConfigDict) -> None:
     config.eval.batch_size = 50
     config.optim.learning_rate = 3e-4
     config.optim.plateau_patience = 2
-    config.train.num_steps = 3000
-    config.train.eval_every_steps = 500
-    config.train.checkpoint_every = 500
+    config.train.num_steps = 1200
+    config.train.eval_every_steps = 300
+    config.train.checkpoint_every = 300
     config.train.early_stopping_patience = 0
     config.train.log_every = 25
     config.eval.max_batches = 4
