@@ -21,14 +21,15 @@ SYNTHETIC_INIT_TRANSLATION = np.array([0.0, 0.0, 0.75], np.float32)
 
 @dataclasses.dataclass(frozen=True)
 class FaceTopology:
-    """triangles (T, 3), kpt_ind (68,), subsample (305,) and flip_index (1220,) index the 1220 vertices;
+    """triangles (T, 3), kpt_ind (68,), subsample (305,) and flip_index (1220,) index the 1220 vertices
+    (flip_index is None when no mirror map was given: evaluation and prediction need none);
     init_face (1220, 3) head frame, metres; init_pose (9,) the model's initial pose vector."""
 
     name: str
     triangles: np.ndarray
     kpt_ind: np.ndarray
     subsample: np.ndarray
-    flip_index: np.ndarray
+    flip_index: np.ndarray | None
     init_face: np.ndarray
     init_pose: np.ndarray
 
@@ -69,10 +70,10 @@ def load_topology(data: ml_collections.ConfigDict, model: ml_collections.ConfigD
     raise ValueError(f"config.data.topology must be 'synthetic' or 'arkit', got {data.topology!r}")
 
 
-def load_flip_index(path: str) -> np.ndarray:
-    """ARKitFace's `flip_index.npy`: a (1220,) left/right permutation (an involution)."""
+def load_flip_index(path: str) -> np.ndarray | None:
+    """ARKitFace's `flip_index.npy`: a (1220,) left/right permutation (an involution); None for no path."""
     if not path:
-        raise ValueError("config.data.flip_index_path must point at ARKitFace's flip_index.npy (needed by the flip augmentation)")
+        return None
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: flip_index.npy not found")
     flip = np.load(path, allow_pickle=False).astype(np.int64).reshape(-1)

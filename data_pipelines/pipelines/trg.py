@@ -88,7 +88,7 @@ class TRGTransform:
         self.box_scale = float(data.box_scale)
         self.aug = data.augment.to_dict()
         self.kpt_ind = np.asarray(topology.kpt_ind)
-        self.flip_index = np.asarray(topology.flip_index)
+        self.flip_index = topology.flip_index
 
     def __call__(self, ex: dict[str, Any], rng: np.random.Generator | None) -> dict[str, np.ndarray]:
         image = np.asarray(ex["image"])
@@ -103,6 +103,11 @@ class TRGTransform:
         aug = self.aug
 
         if train and has_3d and rng.uniform() < aug["flip_p"]:
+            if self.flip_index is None:
+                raise ValueError(
+                    "the flip augmentation needs the face mesh's mirror map: set config.data.flip_index_path "
+                    "(ARKitFace's flip_index.npy) or --config.data.augment.flip_p=0"
+                )
             image = image[:, ::-1]
             world = world[self.flip_index] @ S_FLIP
             R, t = S_FLIP @ R @ S_FLIP, S_FLIP @ t
