@@ -14,6 +14,7 @@ interrupted save never looks like a checkpoint.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,16 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 from flax import nnx
+
+
+class _QuietOrbax(logging.Filter):
+    """Orbax logs every save step at INFO; keep its warnings and errors only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or "orbax" not in record.pathname
+
+
+logging.getLogger("absl").addFilter(_QuietOrbax())
 
 CHECKPOINT_SUBDIR = "checkpoints"
 # Everything but RNG state: typed key arrays are not checkpointable, and training reseeds per step.
