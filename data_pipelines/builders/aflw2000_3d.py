@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import scipy.io
 import tensorflow_datasets as tfds
 
 from data_pipelines.builders import features as F
@@ -32,14 +31,9 @@ FAKE_FOCAL = 5000.0
 MAX_ANGLE_DEG = 99.0
 
 
-def read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_label(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(euler (3,) yaw, pitch, roll degrees, landmarks (68, 2)) of one `.mat` file."""
-    if not path.is_file():
-        raise F.SourceError(f"{path}: label file is missing")
-    try:
-        mat = scipy.io.loadmat(path)
-    except (ValueError, OSError, TypeError) as e:
-        raise F.SourceError(f"{path}: not a readable .mat file ({e})") from e
+    mat = F.read_mat(path)
     pose = F.field(mat, "Pose_Para", (1, 7), path)[0]
     pts = F.field(mat, "pt3d_68", (3, 68), path)
     pitch, yaw, roll = np.degrees(pose[:3])
@@ -58,16 +52,12 @@ class Aflw20003d(tfds.core.GeneratorBasedBuilder):
     """
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=__doc__,
-            features=tfds.features.FeaturesDict(
-                dict(
-                    id=tfds.features.Text(), image=F.image_feature("jpeg"), K=F.tensor(3, 3), R=F.tensor(3, 3),
-                    euler=F.tensor(3), landmarks_2d=F.tensor(68, 2), landmarks_visible=F.tensor(68, dtype=np.bool_),
-                    head_box=F.tensor(4), has_rot=F.scalar_bool(), has_translation=F.scalar_bool(), has_3d=F.scalar_bool(),
-                )
-            ),
+        return F.dataset_info(
+            self,
+            __doc__,
+            id=tfds.features.Text(), image=F.image_feature("jpeg"), K=F.tensor(3, 3), R=F.tensor(3, 3),
+            euler=F.tensor(3), landmarks_2d=F.tensor(68, 2), landmarks_visible=F.tensor(68, dtype=np.bool_),
+            head_box=F.tensor(4), has_rot=F.scalar_bool(), has_translation=F.scalar_bool(), has_3d=F.scalar_bool(),
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:
@@ -79,7 +69,7 @@ class Aflw20003d(tfds.core.GeneratorBasedBuilder):
             raise F.SourceError(f"{root}: no imageXXXXX.jpg files (expected the AFLW2000 folder)")
         skipped = F.SkipCounter("aflw2000_3d")
         for image_path in images:
-            euler, lmk = read_mat(image_path.with_suffix(".mat"))
+            euler, lmk = read_label(image_path.with_suffix(".mat"))
             if np.any(np.abs(euler) > MAX_ANGLE_DEG):
                 skipped.skip(f"poses beyond {MAX_ANGLE_DEG:g} degrees")
                 continue

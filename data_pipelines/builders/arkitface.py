@@ -73,16 +73,12 @@ class Arkitface(tfds.core.GeneratorBasedBuilder):
     """
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=__doc__,
-            features=tfds.features.FeaturesDict(
-                dict(
-                    id=tfds.features.Text(), image=F.image_feature("jpeg"), K=F.tensor(3, 3), R=F.tensor(3, 3),
-                    t=F.tensor(3), face_vertices=F.tensor(1220, 3), has_rot=F.scalar_bool(),
-                    has_translation=F.scalar_bool(), has_3d=F.scalar_bool(),
-                )
-            ),
+        return F.dataset_info(
+            self,
+            __doc__,
+            id=tfds.features.Text(), image=F.image_feature("jpeg"), K=F.tensor(3, 3), R=F.tensor(3, 3),
+            t=F.tensor(3), face_vertices=F.tensor(1220, 3), has_rot=F.scalar_bool(),
+            has_translation=F.scalar_bool(), has_3d=F.scalar_bool(),
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:

@@ -82,17 +82,13 @@ class Biwi(tfds.core.GeneratorBasedBuilder):
     """
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=__doc__,
-            features=tfds.features.FeaturesDict(
-                dict(
-                    id=tfds.features.Text(), image=F.image_feature("png"), K=F.tensor(3, 3), R=F.tensor(3, 3),
-                    t=F.tensor(3), landmarks_2d=F.tensor(68, 2), landmarks_visible=F.tensor(68, dtype=np.bool_),
-                    eval_vertices=F.tensor(TEMPLATE_VERTICES, 3), has_rot=F.scalar_bool(),
-                    has_translation=F.scalar_bool(), has_3d=F.scalar_bool(),
-                )
-            ),
+        return F.dataset_info(
+            self,
+            __doc__,
+            id=tfds.features.Text(), image=F.image_feature("png"), K=F.tensor(3, 3), R=F.tensor(3, 3),
+            t=F.tensor(3), landmarks_2d=F.tensor(68, 2), landmarks_visible=F.tensor(68, dtype=np.bool_),
+            eval_vertices=F.tensor(TEMPLATE_VERTICES, 3), has_rot=F.scalar_bool(),
+            has_translation=F.scalar_bool(), has_3d=F.scalar_bool(),
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:

@@ -62,18 +62,14 @@ class Dad3dheads(tfds.core.GeneratorBasedBuilder):
     """
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=__doc__,
-            features=tfds.features.FeaturesDict(
-                dict(
-                    id=tfds.features.Text(), image=F.image_feature("png"), vertices=tfds.features.Tensor(shape=(None, 3), dtype=np.float32),
-                    model_view_matrix=F.tensor(4, 4), projection_matrix=F.tensor(4, 4), K=F.tensor(3, 3),
-                    R=F.tensor(3, 3), t=F.tensor(3), head_box=F.tensor(4), image_hw=F.tensor(2, dtype=np.int32),
-                    attributes=tfds.features.Text(), has_3d=F.scalar_bool(), has_rot=F.scalar_bool(),
-                    has_translation=F.scalar_bool(),
-                )
-            ),
+        return F.dataset_info(
+            self,
+            __doc__,
+            id=tfds.features.Text(), image=F.image_feature("png"), vertices=tfds.features.Tensor(shape=(None, 3), dtype=np.float32),
+            model_view_matrix=F.tensor(4, 4), projection_matrix=F.tensor(4, 4), K=F.tensor(3, 3),
+            R=F.tensor(3, 3), t=F.tensor(3), head_box=F.tensor(4), image_hw=F.tensor(2, dtype=np.int32),
+            attributes=tfds.features.Text(), has_3d=F.scalar_bool(), has_rot=F.scalar_bool(),
+            has_translation=F.scalar_bool(),
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+import scipy.io
 import tensorflow_datasets as tfds
 from PIL import Image, UnidentifiedImageError
 
@@ -30,6 +31,11 @@ def tensor(*shape: int, dtype: Any = np.float32) -> tfds.features.Tensor:
 
 def scalar_bool() -> tfds.features.Scalar:
     return tfds.features.Scalar(dtype=np.bool_)
+
+
+def dataset_info(builder: tfds.core.DatasetBuilder, description: str, **fields: tfds.features.FeatureConnector) -> tfds.core.DatasetInfo:
+    """The DatasetInfo of a builder whose examples hold `fields` (TF-free form)."""
+    return tfds.core.DatasetInfo(builder=builder, description=description, features=tfds.features.FeaturesDict(fields))
 
 
 def encode_image(image: np.ndarray, fmt: str = "png", quality: int = 95) -> bytes:
@@ -66,6 +72,16 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise SourceError(f"{path}: not valid JSON ({e})") from e
+
+
+def read_mat(path: Path) -> dict[str, Any]:
+    """A MATLAB .mat file's variables; a missing or unreadable file is a SourceError."""
+    if not path.is_file():
+        raise SourceError(f"{path}: file is missing")
+    try:
+        return scipy.io.loadmat(path)
+    except (ValueError, OSError, TypeError) as e:
+        raise SourceError(f"{path}: not a readable .mat file ({e})") from e
 
 
 def field(source: Mapping[str, Any], key: str, shape: tuple[int | None, ...], where: Path | str) -> np.ndarray:

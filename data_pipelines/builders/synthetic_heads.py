@@ -261,31 +261,27 @@ class SyntheticHeads(tfds.core.GeneratorBasedBuilder):
 
     def _info(self) -> tfds.core.DatasetInfo:
         V = int(head_assets(0).model.v_template.shape[0])
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=__doc__,
-            features=tfds.features.FeaturesDict(
-                dict(
-                    id=tfds.features.Text(),
-                    image=F.image_feature("jpeg"),
-                    K=F.tensor(3, 3),
-                    R=F.tensor(3, 3),
-                    t=F.tensor(3),
-                    has_rot=F.scalar_bool(),
-                    has_translation=F.scalar_bool(),
-                    has_3d=F.scalar_bool(),
-                    face_vertices=F.tensor(1220, 3),
-                    vertices=F.tensor(V, 3),
-                    landmarks_2d=F.tensor(68, 2),
-                    landmarks_visible=F.tensor(68, dtype=np.bool_),
-                    head_box=F.tensor(4),
-                    model_view_matrix=F.tensor(4, 4),
-                    projection_matrix=F.tensor(4, 4),
-                    flame_shape=F.tensor(NUM_SHAPE),
-                    flame_expression=F.tensor(NUM_EXPR),
-                    flame_jaw=F.tensor(3),
-                )
-            ),
+        return F.dataset_info(
+            self,
+            __doc__,
+            id=tfds.features.Text(),
+            image=F.image_feature("jpeg"),
+            K=F.tensor(3, 3),
+            R=F.tensor(3, 3),
+            t=F.tensor(3),
+            has_rot=F.scalar_bool(),
+            has_translation=F.scalar_bool(),
+            has_3d=F.scalar_bool(),
+            face_vertices=F.tensor(1220, 3),
+            vertices=F.tensor(V, 3),
+            landmarks_2d=F.tensor(68, 2),
+            landmarks_visible=F.tensor(68, dtype=np.bool_),
+            head_box=F.tensor(4),
+            model_view_matrix=F.tensor(4, 4),
+            projection_matrix=F.tensor(4, 4),
+            flame_shape=F.tensor(NUM_SHAPE),
+            flame_expression=F.tensor(NUM_EXPR),
+            flame_jaw=F.tensor(3),
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import scipy.io
 import tensorflow_datasets as tfds
 
 from data_pipelines.builders import features as F
@@ -31,13 +30,7 @@ FLIP_SUFFIX = "_Flip"
 
 
 def read_landmarks(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise F.SourceError(f"{path}: landmark file is missing")
-    try:
-        mat = scipy.io.loadmat(path)
-    except (ValueError, OSError, TypeError) as e:
-        raise F.SourceError(f"{path}: not a readable .mat file ({e})") from e
-    return F.field(mat, "pts_3d", (68, 2), path)
+    return F.field(F.read_mat(path), "pts_3d", (68, 2), path)
 
 
 def landmark_path(root: Path, rel: str) -> tuple[Path, bool]:
@@ -60,16 +53,12 @@ class W300lp(tfds.core.GeneratorBasedBuilder):
     """
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=__doc__,
-            features=tfds.features.FeaturesDict(
-                dict(
-                    id=tfds.features.Text(), image=F.image_feature("jpeg"), K=F.tensor(3, 3), R=F.tensor(3, 3),
-                    t=F.tensor(3), landmarks_2d=F.tensor(68, 2), landmarks_visible=F.tensor(68, dtype=np.bool_),
-                    has_rot=F.scalar_bool(), has_translation=F.scalar_bool(), has_3d=F.scalar_bool(),
-                )
-            ),
+        return F.dataset_info(
+            self,
+            __doc__,
+            id=tfds.features.Text(), image=F.image_feature("jpeg"), K=F.tensor(3, 3), R=F.tensor(3, 3),
+            t=F.tensor(3), landmarks_2d=F.tensor(68, 2), landmarks_visible=F.tensor(68, dtype=np.bool_),
+            has_rot=F.scalar_bool(), has_translation=F.scalar_bool(), has_3d=F.scalar_bool(),
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:

@@ -24,10 +24,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from experiments.benchmarks.results_file import write_section  # noqa: E402
 from flame_jax import lbs  # noqa: E402
 from flame_jax.synthetic import head_model  # noqa: E402
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## flame_jax.lbs (flame_bench.py)"
 
 
@@ -69,14 +69,7 @@ def main() -> None:
     )
     print(table)
     if args.write:
-        text = RESULTS.read_text()
-        if SECTION in text:
-            head, _, rest = text.partition(SECTION)
-            nxt = rest.find("\n## ")
-            text = head + table + (rest[nxt:] if nxt >= 0 else "")
-        else:
-            text = text.rstrip("\n") + "\n\n" + table
-        RESULTS.write_text(text)
+        write_section(SECTION, table)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,9 @@ sys.path.insert(0, str(REPO))
 from data_pipelines.build import ensure_built  # noqa: E402
 from data_pipelines.builders import synthetic_heads  # noqa: E402
 from data_pipelines.pipelines import make_dataset, make_transform  # noqa: E402
+from experiments.benchmarks.results_file import write_section  # noqa: E402
 from flame_jax.synthetic import head_assets  # noqa: E402
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## Input pipelines (pipeline_bench.py)"
 BATCH = 32
 
@@ -61,17 +61,6 @@ def render_rate(batches: int) -> float:
     return batches * synthetic_heads.RENDER_BATCH / (time.perf_counter() - start)
 
 
-def write(table: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if SECTION in text:
-        head, _, rest = text.partition(SECTION)
-        nxt = rest.find("\n## ")
-        text = head + table + (rest[nxt:] if nxt >= 0 else "\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + table
-    RESULTS.write_text(text)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data_dir", default=os.environ.get("JAXHEAD_DATA", "data"))
@@ -97,7 +86,7 @@ def main() -> None:
     )
     print(table)
     if args.write:
-        write(table)
+        write_section(SECTION, table)
 
 
 if __name__ == "__main__":

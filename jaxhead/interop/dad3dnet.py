@@ -26,7 +26,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from jaxhead.interop.state_dict_io import SAFETENSORS_SUFFIX, read_state_dict
+from jaxhead.interop.state_dict_io import SAFETENSORS_SUFFIX, checked_state_dict, read_state_dict
 from jaxhead.models.dad3dnet import DAD3DNet, GatedFusion
 
 BN_FIELDS = (("weight", "scale"), ("bias", "bias"), ("running_mean", "mean"), ("running_var", "var"))
@@ -124,10 +124,6 @@ def dad3dnet_to_state_dict(model: DAD3DNet) -> dict[str, np.ndarray]:
     return out
 
 
-def _list(keys: list[str], limit: int = 20) -> str:
-    return ", ".join(keys[:limit]) + (" ..." if len(keys) > limit else "")
-
-
 def _build(model_or_cfg: DAD3DNet | ml_collections.ConfigDict) -> DAD3DNet:
     if isinstance(model_or_cfg, DAD3DNet):
         return model_or_cfg
@@ -143,33 +139,8 @@ def dad3dnet_from_state_dict(
     together in one error.
     """
     model = _build(model_or_cfg)
-    sd = {k: np.asarray(v) for k, v in state_dict.items()}
     targets = [t for entry in _layout(model) for t in _tensors(*entry)]
-    expected = {key for key, _, _ in targets}
-    missing = [key for key, _, _ in targets if key not in sd]
-    unexpected = [key for key in sd if key not in expected]
-    problems = []
-    for key, var, layout in targets:
-        if key not in sd:
-            continue
-        value = sd[key]
-        if var is None:
-            if value.shape != () or not np.issubdtype(value.dtype, np.integer):
-                problems.append(f"{key}: expected an integer scalar, got {value.dtype} {list(value.shape)}")
-            continue
-        want = _to_torch(np.zeros(var[...].shape, np.float32), layout).shape
-        if value.shape != want:
-            problems.append(f"{key}: shape {list(value.shape)}, expected {list(want)}")
-        elif not np.issubdtype(value.dtype, np.floating):
-            problems.append(f"{key}: dtype {value.dtype}, expected a float tensor")
-    if missing or unexpected or problems:
-        lines = ["the state dict does not fit this DAD-3DNet:"]
-        if missing:
-            lines.append(f"  {len(missing)} missing keys: {_list(missing)}")
-        if unexpected:
-            lines.append(f"  {len(unexpected)} unexpected keys: {_list(unexpected)}")
-        lines += [f"  {p}" for p in problems]
-        raise ValueError("\n".join(lines))
+    sd = checked_state_dict(state_dict, targets, _to_torch, "DAD-3DNet")
     for key, var, layout in targets:
         if var is not None:
             var[...] = jnp.asarray(_from_torch(sd[key], layout), var[...].dtype)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -104,3 +105,48 @@ def write_state_dict(path: str | Path, state_dict: Mapping[str, np.ndarray]) -> 
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def list_keys(keys: list[str], limit: int = 20) -> str:
+    return ", ".join(keys[:limit]) + (" ..." if len(keys) > limit else "")
+
+
+def checked_state_dict(
+    state_dict: Mapping[str, Any],
+    targets: list[tuple[str, Any, str]],
+    to_torch: Callable[[np.ndarray, str], np.ndarray],
+    what: str,
+) -> dict[str, np.ndarray]:
+    """The state dict as numpy arrays, once every key fits `targets`.
+
+    targets: (key, variable or None for `num_batches_tracked`, layout) in official order;
+    to_torch(array, layout) gives the official shape of a variable. Missing keys, unexpected
+    keys, shape and dtype mismatches are reported together in one ValueError about `what`.
+    """
+    sd = {k: np.asarray(v) for k, v in state_dict.items()}
+    expected = {key for key, _, _ in targets}
+    missing = [key for key, _, _ in targets if key not in sd]
+    unexpected = [key for key in sd if key not in expected]
+    problems = []
+    for key, var, layout in targets:
+        if key not in sd:
+            continue
+        value = sd[key]
+        if var is None:
+            if value.shape != () or not np.issubdtype(value.dtype, np.integer):
+                problems.append(f"{key}: expected an integer scalar, got {value.dtype} {list(value.shape)}")
+            continue
+        want = to_torch(np.zeros(var[...].shape, np.float32), layout).shape
+        if value.shape != want:
+            problems.append(f"{key}: shape {list(value.shape)}, expected {list(want)}")
+        elif not np.issubdtype(value.dtype, np.floating):
+            problems.append(f"{key}: dtype {value.dtype}, expected a float tensor")
+    if missing or unexpected or problems:
+        lines = [f"the state dict does not fit this {what}:"]
+        if missing:
+            lines.append(f"  {len(missing)} missing keys: {list_keys(missing)}")
+        if unexpected:
+            lines.append(f"  {len(unexpected)} unexpected keys: {list_keys(unexpected)}")
+        lines += [f"  {p}" for p in problems]
+        raise ValueError("\n".join(lines))
+    return sd

@@ -32,6 +32,7 @@ import numpy as np
 from flax import nnx
 
 from flame_jax.safe_pickle import safe_load
+from jaxhead.interop.state_dict_io import checked_state_dict, list_keys
 from jaxhead.models.trg import TRG, initial_pose
 
 logger = logging.getLogger(__name__)
@@ -152,10 +153,6 @@ def _build(model_or_cfg: TRG | ml_collections.ConfigDict, subsample: np.ndarray 
     return TRG(model_or_cfg, rngs=nnx.Rngs(0), subsample=np.asarray(subsample))
 
 
-def _list(keys: list[str], limit: int = 20) -> str:
-    return ", ".join(keys[:limit]) + (" ..." if len(keys) > limit else "")
-
-
 def trg_from_state_dict(
     state_dict: Mapping[str, Any],
     model_or_cfg: TRG | ml_collections.ConfigDict,
@@ -171,33 +168,8 @@ def trg_from_state_dict(
     official model reads).
     """
     model = _build(model_or_cfg, subsample)
-    sd = {k: np.asarray(v) for k, v in state_dict.items()}
     targets = list(_layout(model))
-    expected = {key for key, _, _ in targets}
-    missing = [key for key, _, _ in targets if key not in sd]
-    unexpected = [key for key in sd if key not in expected]
-    problems = []
-    for key, var, layout in targets:
-        if key not in sd:
-            continue
-        value = sd[key]
-        if var is None:
-            if value.shape != () or not np.issubdtype(value.dtype, np.integer):
-                problems.append(f"{key}: expected an integer scalar, got {value.dtype} {list(value.shape)}")
-            continue
-        want = _to_torch(np.zeros(var[...].shape, np.float32), layout).shape
-        if value.shape != want:
-            problems.append(f"{key}: shape {list(value.shape)}, expected {list(want)}")
-        elif not np.issubdtype(value.dtype, np.floating):
-            problems.append(f"{key}: dtype {value.dtype}, expected a float tensor")
-    if missing or unexpected or problems:
-        lines = ["the state dict does not fit this TRG (check config.model against the checkpoint):"]
-        if missing:
-            lines.append(f"  {len(missing)} missing keys: {_list(missing)}")
-        if unexpected:
-            lines.append(f"  {len(unexpected)} unexpected keys: {_list(unexpected)}")
-        lines += [f"  {p}" for p in problems]
-        raise ValueError("\n".join(lines))
+    sd = checked_state_dict(state_dict, targets, _to_torch, "TRG (check config.model against the checkpoint)")
     for name in ("init_face", "init_head_pose"):
         copies = [k for k in sd if k.startswith("regressor.") and k.endswith(f".{name}")]
         if any(not np.array_equal(sd[k], sd[f"regressor.0.{name}"]) for k in copies):
@@ -222,7 +194,7 @@ def load_torchvision_resnet18(model: TRG, state_dict: Mapping[str, Any]) -> TRG:
     missing = [k for k, var, _ in targets if var is not None and k not in sd]
     if missing:
         raise ValueError(
-            f"not a torchvision ResNet-18 state dict: {len(missing)} missing keys: {_list(missing)}"
+            f"not a torchvision ResNet-18 state dict: {len(missing)} missing keys: {list_keys(missing)}"
         )
     for key, var, layout in targets:
         if var is None:

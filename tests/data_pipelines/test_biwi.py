@@ -92,3 +92,20 @@ def test_missing_template_vertices(tmp_path: Path) -> None:
     path.write_bytes(pickle.dumps(ann))
     with pytest.raises(Exception, match=r"annot_mtcnn_fan\.pkl mesh\['01'\]: missing field 'vertices'"):
         build("biwi", tmp_path / "src", tmp_path / "data")
+
+
+def test_trg_pipeline_reads_biwi(tmp_path: Path) -> None:
+    """BIWI through TRG's test-time preprocessing: box from the FAN landmarks, ADD on the template."""
+    from configs import trg as trg_configs
+    from data_pipelines.pipelines import make_transform
+
+    fx = write_fixture(tmp_path / "src", frames=1, orphan=False)
+    ex = next(iter(build("biwi", tmp_path / "src", tmp_path / "data")["test"].values()))
+    config = trg_configs.get_config(None)
+    out = make_transform(config)(ex, None)
+    lmk = ex["landmarks_2d"]
+    l, t, r, b = out["bbox_info"][:4]
+    assert abs((l + r) / 2 - (lmk[:, 0].min() + lmk[:, 0].max()) / 2) <= 1.0
+    assert out["eval_vertices"].shape == (6918, 3) and out["has_3d_vtx"] == 0 and out["has_rot"] == 1
+    np.testing.assert_allclose(out["t"], next(iter(fx["truth"].values()))["t"], atol=1e-5)
+    assert out["img"].shape == (192, 192, 3)
