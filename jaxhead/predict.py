@@ -152,7 +152,7 @@ class Predictor:
         return result, face, draw
 
     def _dad(self, image: np.ndarray, box: np.ndarray) -> tuple[dict[str, Any], np.ndarray, dict]:
-        from data_pipelines.pipelines import image_ops
+        from data_pipelines import image_ops
         from data_pipelines.pipelines.dad3dnet import enlarged_crop
         from jaxhead.models.dad3dnet_mesh import split_params
 

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 
-from data_pipelines.pipelines.image_ops import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from data_pipelines.image_ops import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
 # x, y, z axes in red, green, blue.
 AXIS_COLOURS = ("#e41a1c", "#4daf4a", "#377eb8")

@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from data_pipelines.pipelines import image_ops
+from data_pipelines import image_ops
 from jaxhead.metrics.dad3dheads import LandmarkEmbedding, gt_landmarks_2d
 
 HEATMAP_STRIDE = 4

@@ -20,7 +20,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from data_pipelines.pipelines import image_ops
+from data_pipelines import image_ops
 from data_pipelines.topology import FaceTopology
 
 NUM_FACE_VERTICES = 1220
