@@ -134,8 +134,14 @@ def main() -> None:
         start = text.index(SECTION)
         end = text.find("\n## ", start + 1)
         section = text[start:] if end < 0 else text[start:end + 1]
-        key = row.split("|")[1:4]
-        lines = [ln for ln in section.rstrip("\n").split("\n") if ln.split("|")[1:4] != key] + [row]
+        # One row per (model, batch, dtype, device); the row goes after the table, before any notes.
+        def key(line: str) -> list[str]:
+            cols = line.split("|")
+            return cols[1:4] + [cols[8].split(",")[0].strip()] if len(cols) > 8 else cols
+
+        lines = [ln for ln in section.rstrip("\n").split("\n") if key(ln) != key(row)]
+        last = max(i for i, ln in enumerate(lines) if ln.startswith("|"))
+        lines.insert(last + 1, row)
         text = text[:start] + "\n".join(lines) + "\n" + ("" if end < 0 else text[end + 1:])
         RESULTS.write_text(text)
 

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxhead.models.mixed_precision import to_input_dtype
 from jaxhead.models.torch_init import TORCH_DEFAULT_INIT, torch_bias_init
 from jaxhead.ops.resize import resize_nearest
 
@@ -36,7 +37,8 @@ BOTTOM_UP = ("p4_out", "p5_out", "p6_out", "p7_out")
 
 def _batch_norm(channels: int, rngs: nnx.Rngs) -> nnx.BatchNorm:
     return nnx.BatchNorm(
-        channels, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, use_fast_variance=False, rngs=rngs
+        channels, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, use_fast_variance=False,
+        promote_dtype=to_input_dtype, rngs=rngs,
     )
 
 

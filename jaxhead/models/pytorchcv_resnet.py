@@ -20,6 +20,8 @@ from collections.abc import Sequence
 import jax
 from flax import linen, nnx
 
+from jaxhead.models.mixed_precision import to_input_dtype
+
 # pytorchcv initialises convolutions with kaiming_uniform_ (ReLU gain): U(+-sqrt(6 / fan_in)).
 CONV_INIT = nnx.initializers.variance_scaling(2.0, "fan_in", "uniform")
 # torch BatchNorm2d(eps=1e-5, momentum=0.1); flax's momentum weighs the running value.
@@ -52,7 +54,8 @@ class ConvBlock(nnx.Module):
             rngs=rngs,
         )
         self.bn = nnx.BatchNorm(
-            out_channels, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, use_fast_variance=False, rngs=rngs
+            out_channels, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, use_fast_variance=False,
+            promote_dtype=to_input_dtype, rngs=rngs,
         )
         self.activate = activate
 

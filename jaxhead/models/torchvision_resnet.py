@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import jax
 from flax import linen, nnx
 
+from jaxhead.models.mixed_precision import to_input_dtype
 from jaxhead.models.torch_init import TORCH_DEFAULT_INIT
 
 BN_EPSILON = 1e-5
@@ -41,7 +42,8 @@ def conv(in_ch: int, out_ch: int, kernel: int, stride: int, padding: int, *, rng
 
 def batch_norm(channels: int, *, rngs: nnx.Rngs) -> nnx.BatchNorm:
     return nnx.BatchNorm(
-        channels, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, use_fast_variance=False, rngs=rngs
+        channels, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, use_fast_variance=False,
+        promote_dtype=to_input_dtype, rngs=rngs,
     )
 
 

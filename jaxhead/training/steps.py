@@ -64,7 +64,7 @@ def make_train_step(
             return loss, (terms, new_rest)
 
         (loss, (terms, new_rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest)
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
         updates, new_opt_state = tx.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
         metrics = {"loss": loss, "grad_norm": grad_norm, **{f"loss/{k}": v for k, v in terms.items()}}

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -25,21 +23,15 @@ from jaxhead.losses.dad3dnet import (
 )
 from jaxhead.models.dad3dnet_mesh import reprojected_vertices, vertices_3d
 
+from dad3dnet_test_utils import random_flame  # tests/jaxhead
+
 V = 40
 B = 2
 
 
-def _helpers():
-    path = Path(__file__).with_name("dad3dnet_test_utils.py")
-    spec = importlib.util.spec_from_file_location("dad3dnet_test_utils", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def flame():
-    return _helpers().random_flame(V, seed=1, landmarks=True)
+    return random_flame(V, seed=1, landmarks=True)
 
 
 # ---- independent numpy references ----

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -20,21 +18,14 @@ from jaxhead.models.dad3dnet_mesh import (
     vertices_3d,
 )
 
+from dad3dnet_test_utils import random_flame  # tests/jaxhead
+
 V = 24
-
-
-def _helpers():
-    spec = importlib.util.spec_from_file_location(
-        "dad3dnet_test_utils", Path(__file__).with_name("dad3dnet_test_utils.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def flame():
-    return _helpers().random_flame(V, seed=0)
+    return random_flame(V, seed=0)
 
 
 def params_3dmm(rng: np.random.Generator, batch=(2,), R=None, jaw_scale=0.2) -> np.ndarray:

@@ -6,8 +6,6 @@ were made with; the goldens are NCHW, the port NHWC.
 
 from __future__ import annotations
 
-import importlib.util
-import json
 from pathlib import Path
 
 import jax
@@ -25,6 +23,8 @@ from jaxhead.interop.dad3dnet import (
 from jaxhead.interop.state_dict_io import write_state_dict
 from jaxhead.models.dad3dnet import DAD3DNet, model_config
 
+import reference_files  # tests/jaxhead
+
 GOLDEN_OUTPUTS = (
     "heatmap_logits",
     "params_3dmm",
@@ -41,23 +41,14 @@ GOLDEN_OUTPUTS = (
 )
 
 
-def _import_path(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def manifest(shared_dir: Path) -> list[tuple[str, list[int], str]]:
-    return json.loads((shared_dir / "reference" / "dad3dnet_state_dict.json").read_text())
+    return reference_files.manifest(shared_dir, "dad3dnet")
 
 
 @pytest.fixture(scope="module")
 def official_sd(shared_dir: Path) -> dict[str, np.ndarray]:
-    ref = shared_dir / "reference"
-    weights = _import_path("official_weights", ref / "official_weights.py")
-    return weights.official_state_dict(str(ref / "dad3dnet_state_dict.json"), seed=0)
+    return reference_files.official_state_dict(shared_dir, "dad3dnet")
 
 
 @pytest.fixture(scope="module")
@@ -167,8 +158,9 @@ def test_safetensors_round_trip(tmp_path, model, official_sd):
 @pytest.fixture(scope="module")
 def torch_reference(official_sd):
     torch = pytest.importorskip("torch")
-    ref = _import_path("torch_reference_dad3dnet", Path(__file__).with_name("torch_reference_dad3dnet.py"))
-    net = ref.ReferenceDAD3DNet().eval()
+    from torch_reference_dad3dnet import ReferenceDAD3DNet
+
+    net = ReferenceDAD3DNet().eval()
     net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in official_sd.items()}, strict=True)
     return net
 

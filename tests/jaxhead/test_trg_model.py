@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -26,6 +25,8 @@ from jaxhead.models import build_model
 from jaxhead.models.buffers import Buffer
 from jaxhead.models.trg import TRG, initial_pose, model_config
 from jaxhead.ops.grid_sample import grid_sample_points
+
+import reference_files  # tests/jaxhead
 
 REPO = Path(__file__).resolve().parents[2]
 V, S, G, B = 12, 6, 4, 2
@@ -245,16 +246,8 @@ def test_load_torchvision_resnet18():
         load_torchvision_resnet18(target, sd)
 
 
-def _official_weights(shared_dir: Path) -> dict[str, np.ndarray]:
-    ref = shared_dir / "reference"
-    spec = importlib.util.spec_from_file_location("official_weights", ref / "official_weights.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.official_state_dict(str(ref / "trg_state_dict.json"), seed=0)
-
-
 def test_import_then_export(shared_dir, tmp_path):
-    sd = _official_weights(shared_dir)
+    sd = reference_files.official_state_dict(shared_dir, "trg")
     src = tmp_path / "state_dict.safetensors"
     write_state_dict(src, sd)
     run_dir = tmp_path / "run"

@@ -8,8 +8,6 @@ The model is built and compiled once per module.
 
 from __future__ import annotations
 
-import importlib.util
-import json
 from pathlib import Path
 
 import jax
@@ -28,6 +26,8 @@ from jaxhead.interop.trg import (
 )
 from jaxhead.models.trg import model_config, points_grid
 
+import reference_files  # tests/jaxhead
+
 ITERATION_OUTPUTS = (
     "pred_face_world",
     "pred_pose",
@@ -41,23 +41,14 @@ ITERATION_OUTPUTS = (
 LOOSE = {"point_feat": 3e-4}
 
 
-def _import_path(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def manifest(shared_dir: Path) -> list[tuple[str, list[int], str]]:
-    return json.loads((shared_dir / "reference" / "trg_state_dict.json").read_text())
+    return reference_files.manifest(shared_dir, "trg")
 
 
 @pytest.fixture(scope="module")
 def official_sd(shared_dir: Path) -> dict[str, np.ndarray]:
-    ref = shared_dir / "reference"
-    weights = _import_path("official_weights", ref / "official_weights.py")
-    return weights.official_state_dict(str(ref / "trg_state_dict.json"), seed=0)
+    return reference_files.official_state_dict(shared_dir, "trg")
 
 
 @pytest.fixture(scope="module")
