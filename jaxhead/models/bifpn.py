@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxhead.models.mixed_precision import to_input_dtype
+from jaxhead.models.batch_norm import batch_norm
 from jaxhead.models.torch_init import TORCH_DEFAULT_INIT, torch_bias_init
 from jaxhead.ops.resize import resize_nearest
 
@@ -33,13 +33,6 @@ FUSION_EPSILON = 1e-4
 
 TOP_DOWN = ("p6_td", "p5_td", "p4_td", "p3_td")
 BOTTOM_UP = ("p4_out", "p5_out", "p6_out", "p7_out")
-
-
-def _batch_norm(channels: int, rngs: nnx.Rngs) -> nnx.BatchNorm:
-    return nnx.BatchNorm(
-        channels, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, use_fast_variance=False,
-        promote_dtype=to_input_dtype, rngs=rngs,
-    )
 
 
 def _conv(
@@ -72,7 +65,7 @@ class SeparableUnit(nnx.Module):
     def __init__(self, channels: int, *, rngs: nnx.Rngs):
         self.depthwise = _conv(channels, channels, 1, groups=channels, bias=False, rngs=rngs)
         self.pointwise = _conv(channels, channels, 1, bias=False, rngs=rngs)
-        self.bn = _batch_norm(channels, rngs)
+        self.bn = batch_norm(channels, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return jax.nn.relu(self.bn(self.pointwise(self.depthwise(x))))
@@ -83,7 +76,7 @@ class ConvBNReLU(nnx.Module):
 
     def __init__(self, channels: int, *, rngs: nnx.Rngs):
         self.conv = _conv(channels, channels, 3, stride=2, rngs=rngs)
-        self.bn = _batch_norm(channels, rngs)
+        self.bn = batch_norm(channels, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return jax.nn.relu(self.bn(self.conv(x)))

@@ -20,13 +20,10 @@ from collections.abc import Sequence
 import jax
 from flax import linen, nnx
 
-from jaxhead.models.mixed_precision import to_input_dtype
+from jaxhead.models.batch_norm import batch_norm
 
 # pytorchcv initialises convolutions with kaiming_uniform_ (ReLU gain): U(+-sqrt(6 / fan_in)).
 CONV_INIT = nnx.initializers.variance_scaling(2.0, "fan_in", "uniform")
-# torch BatchNorm2d(eps=1e-5, momentum=0.1); flax's momentum weighs the running value.
-BN_EPSILON = 1e-5
-BN_MOMENTUM = 0.9
 
 
 class ConvBlock(nnx.Module):
@@ -53,10 +50,7 @@ class ConvBlock(nnx.Module):
             kernel_init=CONV_INIT,
             rngs=rngs,
         )
-        self.bn = nnx.BatchNorm(
-            out_channels, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, use_fast_variance=False,
-            promote_dtype=to_input_dtype, rngs=rngs,
-        )
+        self.bn = batch_norm(out_channels, rngs=rngs)
         self.activate = activate
 
     def __call__(self, x: jax.Array) -> jax.Array:

@@ -19,11 +19,8 @@ from collections.abc import Sequence
 import jax
 from flax import linen, nnx
 
-from jaxhead.models.mixed_precision import to_input_dtype
+from jaxhead.models.batch_norm import batch_norm
 from jaxhead.models.torch_init import TORCH_DEFAULT_INIT
-
-BN_EPSILON = 1e-5
-BN_MOMENTUM = 0.9  # flax weighs the running value: torch momentum 0.1.
 
 
 def conv(in_ch: int, out_ch: int, kernel: int, stride: int, padding: int, *, rngs: nnx.Rngs) -> nnx.Conv:
@@ -37,13 +34,6 @@ def conv(in_ch: int, out_ch: int, kernel: int, stride: int, padding: int, *, rng
         use_bias=False,
         kernel_init=TORCH_DEFAULT_INIT,
         rngs=rngs,
-    )
-
-
-def batch_norm(channels: int, *, rngs: nnx.Rngs) -> nnx.BatchNorm:
-    return nnx.BatchNorm(
-        channels, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, use_fast_variance=False,
-        promote_dtype=to_input_dtype, rngs=rngs,
     )
 
 

@@ -71,7 +71,8 @@ from jaxhead.models.torch_init import (
     torch_bias_init,
     xavier_uniform,
 )
-from jaxhead.models.torchvision_resnet import ResNet18, batch_norm
+from jaxhead.models.batch_norm import batch_norm
+from jaxhead.models.torchvision_resnet import ResNet18
 from jaxhead.ops.conv_transpose import conv_transpose_4x4_stride2
 from jaxhead.ops.grid_sample import grid_sample_points
 from jaxhead.ops.soft_argmax import soft_argmax_2d

@@ -9,7 +9,7 @@ import optax
 from flax import nnx
 
 from jaxhead.models import build_model
-from jaxhead.models.torchvision_resnet import batch_norm
+from jaxhead.models.batch_norm import batch_norm
 from jaxhead.training import sharding
 from jaxhead.training.steps import make_train_step, split_model
 from trg_random_batch import trg_setup
@@ -19,20 +19,22 @@ def _stats(bn: nnx.BatchNorm) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(bn.mean[...]), np.asarray(bn.var[...])
 
 
-def test_batch_norm_keeps_the_input_dtype_and_f32_statistics() -> None:
-    x = jax.random.normal(jax.random.key(0), (4, 5, 5, 8)) * 3 + 1
-    ours, flax_default = batch_norm(8, rngs=nnx.Rngs(0)), nnx.BatchNorm(
+def _ours_and_flax_default() -> tuple[nnx.BatchNorm, nnx.BatchNorm]:
+    return batch_norm(8, rngs=nnx.Rngs(0)), nnx.BatchNorm(
         8, momentum=0.9, epsilon=1e-5, use_fast_variance=False, rngs=nnx.Rngs(0)
     )
+
+
+def test_batch_norm_keeps_the_input_dtype_and_f32_statistics() -> None:
+    x = jax.random.normal(jax.random.key(0), (4, 5, 5, 8)) * 3 + 1
+    ours, flax_default = _ours_and_flax_default()
     # f32 input: exactly Flax's default promotion.
     np.testing.assert_array_equal(ours(x), flax_default(x))
     np.testing.assert_array_equal(_stats(ours)[1], _stats(flax_default)[1])
 
     # bf16 input: bf16 output; statistics accumulate in f32 from the bf16 values.
     xb = x.astype(jnp.bfloat16)
-    ours, flax_default = batch_norm(8, rngs=nnx.Rngs(0)), nnx.BatchNorm(
-        8, momentum=0.9, epsilon=1e-5, use_fast_variance=False, rngs=nnx.Rngs(0)
-    )
+    ours, flax_default = _ours_and_flax_default()
     y = ours(xb)
     assert y.dtype == jnp.bfloat16 and ours.mean[...].dtype == jnp.float32
     y_ref = flax_default(xb.astype(jnp.float32))
