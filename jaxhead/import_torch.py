@@ -4,7 +4,8 @@ r"""Import an official PyTorch checkpoint into a workdir that evaluate/predict c
         --trg_assets TRG_RELEASE_DIR [--config configs/trg.py:arkitface]
 
 Reads `.pth`/`.pt`/`.bin` (torch.load with weights_only=True; needs the torch extra) or
-`.safetensors`, converts every tensor (missing or unexpected keys and shape mismatches are
+`.safetensors`; TorchScript archives, whatever their suffix, have their tensors read without
+compiling or running their code (nothing in a checkpoint is executed). It converts every tensor (missing or unexpected keys and shape mismatches are
 reported together), and writes a model-only orbax checkpoint (step 0) with its config.
 
 DAD-3DNet also reads the released TorchScript model (`dad_3dheads.trcd`) and Lightning

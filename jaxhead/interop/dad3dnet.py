@@ -9,14 +9,13 @@ bit-exact. `num_batches_tracked` is written as 0: torch reads it only when a Bat
 momentum=None, which no layer here has, so the JAX model does not keep it.
 
 Readers for the checkpoint forms the official code produces: the released TorchScript
-`dad_3dheads.trcd` (`torch.jit.load(...).state_dict()`), Lightning checkpoints (a
+`dad_3dheads.trcd` (its tensors, read without running its code), Lightning checkpoints (a
 `state_dict` whose model entries carry a `model.` prefix, next to FLAME buffers of the loss
 modules), and plain `.pth` / `.safetensors` state dicts.
 """
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import numpy as np
 from flax import nnx
 
 from jaxhead.interop.state_dict_io import SAFETENSORS_SUFFIX, checked_state_dict, read_state_dict
+from jaxhead.interop.torchscript_archive import is_torchscript_archive, read_torchscript_state_dict
 from jaxhead.models.dad3dnet import DAD3DNet, GatedFusion
 
 BN_FIELDS = (("weight", "scale"), ("bias", "bias"), ("running_mean", "mean"), ("running_var", "var"))
@@ -147,14 +147,6 @@ def dad3dnet_from_state_dict(
     return model
 
 
-def _is_torchscript(path: Path) -> bool:
-    """TorchScript archives hold serialised code (`<name>/code/...`); torch.save zips do not."""
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as z:
-        return any("/code/" in n for n in z.namelist())
-
-
 def _tensor_dict(obj: Mapping[str, Any], where: str) -> dict[str, np.ndarray]:
     import torch
 
@@ -169,7 +161,10 @@ def _tensor_dict(obj: Mapping[str, Any], where: str) -> dict[str, np.ndarray]:
 def _load_torch_pickle(path: Path) -> Any:
     """torch.load with weights_only=True; classes a Lightning checkpoint pickles next to its
     tensors (hyper-parameter containers and the like) load as inert placeholders."""
-    import torch
+    try:
+        import torch
+    except ImportError as err:
+        raise ImportError(f"reading {path} needs PyTorch: pip install 'jaxhead[torch]'") from err
 
     class Placeholder:
         def __init__(self, *args: Any, **kwargs: Any):
@@ -194,21 +189,19 @@ def strip_lightning(state_dict: Mapping[str, Any]) -> dict[str, Any]:
 def read_dad3dnet_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
     """The official-format state dict of a DAD-3DNet checkpoint file.
 
-    Accepts the released TorchScript model (`.trcd`, or any TorchScript archive), a Lightning
-    checkpoint (a dict with `state_dict`), a plain `.pth`/`.pt`/`.bin` state dict, or a
-    `.safetensors` file.
+    Accepts the released TorchScript model (`.trcd`, or any TorchScript archive: its tensors
+    are read without running its code), a Lightning checkpoint (a dict with `state_dict`), a
+    plain `.pth`/`.pt`/`.bin` state dict, or a `.safetensors` file.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"DAD-3DNet checkpoint {path} does not exist")
     if path.suffix == SAFETENSORS_SUFFIX:
         return read_state_dict(path)
-    try:
-        import torch
-    except ImportError as err:
-        raise ImportError(f"reading {path} needs PyTorch: pip install 'jaxhead[torch]'") from err
-    if path.suffix == TORCHSCRIPT_SUFFIX or _is_torchscript(path):
-        return _tensor_dict(torch.jit.load(str(path), map_location="cpu").state_dict(), str(path))
+    if is_torchscript_archive(path):
+        return read_torchscript_state_dict(path)
+    if path.suffix == TORCHSCRIPT_SUFFIX:
+        raise ValueError(f"{path}: not a TorchScript archive (expected a zip with <root>/data.pkl and <root>/code/)")
     obj = _load_torch_pickle(path)
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         sd = strip_lightning(obj["state_dict"])

@@ -2,7 +2,8 @@
 
 `.safetensors` needs only the `safetensors` package; `.pth`/`.pt`/`.bin` (torch pickles)
 need torch (`pip install jaxhead[torch]`) and are read with `torch.load(weights_only=True)`,
-which refuses arbitrary pickled objects. Key order is kept both ways: safetensors stores
+which refuses arbitrary pickled objects; a TorchScript archive under one of these suffixes has
+its tensors read without running its code (`torchscript_archive`). Key order is kept both ways: safetensors stores
 tensors sorted by name, so the written order goes into the file's metadata.
 """
 
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from jaxhead.interop.torchscript_archive import is_torchscript_archive, read_torchscript_state_dict
 
 TORCH_SUFFIXES = (".pth", ".pt", ".bin")
 SAFETENSORS_SUFFIX = ".safetensors"
@@ -64,6 +67,8 @@ def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
             if sorted(order) == sorted(keys):
                 keys = order
             return {k: f.get_tensor(k) for k in keys}
+    if is_torchscript_archive(path):
+        return read_torchscript_state_dict(path)
     torch = _import_torch(path, "Reading")
     obj = torch.load(str(path), map_location="cpu", weights_only=True)
     if not isinstance(obj, Mapping):
