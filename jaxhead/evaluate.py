@@ -60,16 +60,17 @@ def evaluate(
     mesh = sharding.data_mesh()
     local_bs = sharding.local_batch_size(config.eval.batch_size, mesh)
     data_info = train_data.prepare(config, splits=(split,))
-    task = make_task(config, data_info=data_info)
+    task = make_task(config)
+    transform = task.transform()
     graphdef, params, rest = split_model(model)
     params, rest = sharding.replicate((params, rest), mesh)
     eval_step = make_eval_step(graphdef, task, mesh)
     if "train" in data_info.num_examples:
         # The mean-prediction baseline comes from the training split of the evaluated dataset;
         # without one (e.g. BIWI) it is the task's prior (the model's initial pose and face).
-        task.fit_baseline(itertools.islice(train_data.eval_batches(config, local_bs, split="train"), 8))
+        task.fit_baseline(itertools.islice(train_data.eval_batches(config, local_bs, transform, split="train"), 8))
     result = evaluate_split(
-        eval_step, params, rest, train_data.eval_batches(config, local_bs, split=split), task, mesh, local_bs,
+        eval_step, params, rest, train_data.eval_batches(config, local_bs, transform, split=split), task, mesh, local_bs,
         keep_first=config.eval.num_pictures, with_baseline=True,
     )
     name = f"{config.data.dataset}_{split}"

@@ -40,7 +40,8 @@ DEFAULT_CONFIGS: dict[str, tuple[str, str | None]] = {
 
 def _import_trg(checkpoint: Path, config: ml_collections.ConfigDict, *, trg_assets: str | None) -> nnx.Module:
     from jaxhead.interop.state_dict_io import read_state_dict
-    from jaxhead.interop.trg import load_arkit_topology, trg_from_state_dict
+    from data_pipelines.trg_release import load_arkit_topology
+    from jaxhead.interop.trg import trg_from_state_dict
 
     if not trg_assets:
         raise app.UsageError(

@@ -2,7 +2,8 @@ r"""Run a trained model on images:
 
     python -m jaxhead.predict --workdir=DIR IMAGE... [--box=x0,y0,x1,y1] [--focal=F | --K=fx,fy,cx,cy] --out=OUTDIR
 
-Per image (one face, in the box), into OUTDIR:
+Per image (one face, in the box), into OUTDIR (what each file holds is the model's task's:
+`photo_outputs`):
 - TRG: `<name>.json` (R, t in metres, yaw/pitch/roll in degrees, the 1220 camera-space vertices),
   `<name>.obj` (the camera-space face mesh) and `<name>.png` (mesh and pose axes over the image).
 - DAD-3DNet: `<name>.json` (68 landmarks and projected head vertices in image pixels, FLAME
@@ -19,7 +20,6 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import jax
 import ml_collections
@@ -29,10 +29,8 @@ from absl import app, flags
 from flax import nnx
 from PIL import Image, UnidentifiedImageError
 
-from flame_jax.rotations import matrix_to_euler_yxz
 from jaxhead import checkpoint, visualize
-from jaxhead.tasks import make_task
-from jaxhead.training.data import DataInfo
+from jaxhead.tasks import PhotoResult, make_task
 
 DEMO_FOCAL = 5000.0
 
@@ -115,78 +113,18 @@ class Predictor:
     def __init__(self, workdir: str | Path, step: int | None = None):
         self.model, config, self.step = checkpoint.load_model(workdir, step)
         self.config = ml_collections.ConfigDict(config.to_dict())
-        name = self.config.model.name
-        if name == "trg":
-            from data_pipelines.topology import load_topology
-
-            info = DataInfo(data_dir="", num_examples={}, topology=load_topology(self.config.data, self.config.model))
-        else:
-            from jaxhead.tasks.dad3dnet import load_flame_model
-
-            info = DataInfo(data_dir="", num_examples={}, flame_model=load_flame_model(self.config))
-        self.task = make_task(self.config, data_info=info)
+        self.task = make_task(self.config)
         self._jitted = nnx.jit(self.task.predict)
-        self.size = int(self.config.model.img_size)
 
-    def _predict(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return jax.device_get(self._jitted(self.model, batch))
+    def __call__(self, image: np.ndarray, box: np.ndarray, K: np.ndarray) -> PhotoResult:
+        """One face of `image` (H, W, 3) uint8 in `box` [x0, y0, x1, y1], camera K (3, 3)."""
+        batch, context = self.task.photo_inputs(image, box, K)
+        return self.task.photo_outputs(jax.device_get(self._jitted(self.model, batch)), context)
 
-    def __call__(self, image: np.ndarray, box: np.ndarray, K: np.ndarray) -> tuple[dict[str, Any], np.ndarray, dict]:
-        """One face -> (JSON-ready result, mesh vertices, drawing data)."""
-        if self.config.model.name == "trg":
-            return self._trg(image, box, K)
-        return self._dad(image, box)
-
-    def _trg(self, image: np.ndarray, box: np.ndarray, K: np.ndarray) -> tuple[dict[str, Any], np.ndarray, dict]:
-        from data_pipelines.pipelines.trg import crop_inputs, square_box
-
-        inputs = crop_inputs(image, square_box(box), K, self.size)
-        pred = self._predict({k: v[None] for k, v in inputs.items()})
-        R, t, face = (np.asarray(pred[k][0], np.float64) for k in ("R", "t", "face_cam"))
-        yaw, pitch, roll = (float(a) for a in np.asarray(matrix_to_euler_yxz(R)))
-        result = dict(
-            R=R.tolist(), t=t.tolist(), yaw=yaw, pitch=pitch, roll=roll,
-            box=square_box(box).tolist(), K=K.tolist(), vertices_cam=face.tolist(),
-        )
-        draw = dict(points=visualize.project(face, K), R=R, t=t, K=K)
-        return result, face, draw
-
-    def _dad(self, image: np.ndarray, box: np.ndarray) -> tuple[dict[str, Any], np.ndarray, dict]:
-        from data_pipelines import image_ops
-        from data_pipelines.pipelines.dad3dnet import enlarged_crop
-        from jaxhead.models.dad3dnet_mesh import split_params
-
-        lo, hi = self.config.data.enlarge
-        canvas, (x0, y0, _, _), scale, pad = enlarged_crop(image, box, np.full(4, (lo + hi) / 2.0), self.size)
-        pred = self._predict({"image": image_ops.normalize(canvas)[None]})
-        to_image = lambda p: (np.asarray(p, np.float64) - pad) / scale + [x0, y0]  # noqa: E731
-        params = np.asarray(pred["params"][0])
-        parts = {k: np.asarray(v).tolist() for k, v in split_params(params, self.config.model.n_shape, self.config.model.n_expr).items()}
-        landmarks, verts2d = to_image(pred["landmarks"][0]), to_image(pred["vertices_2d"][0])
-        result = dict(
-            landmarks_68=landmarks.tolist(), projected_vertices=verts2d.tolist(), flame_params=parts,
-            R=np.asarray(pred["R"][0]).tolist(), crop_box=[x0, y0, float(scale)],
-        )
-        draw = dict(points=verts2d, R=np.asarray(pred["R"][0], np.float64), landmarks=landmarks)
-        return result, np.asarray(pred["vertices_3d"][0], np.float64), draw
-
-    def faces(self) -> np.ndarray:
-        if self.config.model.name == "trg":
-            return np.asarray(self.task.topology.triangles)
-        return np.asarray(self.task.flame.faces)
-
-    def overlay(self, image: np.ndarray, draw: dict, path: Path) -> None:
+    def overlay(self, image: np.ndarray, result: PhotoResult, path: Path) -> None:
         fig, (ax,) = visualize.image_grid(1, cell=6.0)
         visualize.show_image(ax, image)
-        if self.config.model.name == "trg":
-            visualize.draw_wireframe(ax, draw["points"], self.task.edges, alpha=0.5)
-            visualize.draw_axes(ax, draw["R"], draw["t"], draw["K"], lw=2.5)
-        else:
-            visualize.draw_wireframe(ax, draw["points"], self.task.edges, alpha=0.4)
-            visualize.draw_landmarks(ax, draw["landmarks"], size=6)
-            centre, length = draw["points"].mean(0), 0.25 * np.ptp(draw["points"][:, 1])
-            for k, colour in enumerate(visualize.AXIS_COLOURS):
-                ax.plot(*zip(centre, centre + length * draw["R"][:2, k]), color=colour, linewidth=2.5)
+        self.task.draw_photo(ax, result)
         visualize.save_figure(fig, path)
 
 
@@ -208,15 +146,15 @@ def predict(
     for path, image in zip(paths, loaded):
         face_box_px, box_note = face_box(image.shape[:2], box)
         K_px, k_note = intrinsics(image.shape[:2], focal, K)
-        for note in (box_note, k_note if predictor.config.model.name == "trg" else None):
+        for note in (box_note, k_note if predictor.task.uses_intrinsics else None):
             if note:
                 print(f"{path.name}: {note}", file=sys.stderr)
-        result, vertices, draw = predictor(image, face_box_px, K_px)
-        result.update(image=str(path), model=predictor.config.model.name, step=predictor.step)
+        result = predictor(image, face_box_px, K_px)
+        values = dict(result.values, image=str(path), model=predictor.config.model.name, step=predictor.step)
         stem = out / path.stem
-        write_atomic(stem.with_suffix(".json"), json.dumps(result, indent=1).encode())
-        save_mesh(stem.with_suffix(".obj"), vertices, predictor.faces())
-        predictor.overlay(image, draw, stem.with_suffix(".png"))
+        write_atomic(stem.with_suffix(".json"), json.dumps(values, indent=1).encode())
+        save_mesh(stem.with_suffix(".obj"), result.vertices, predictor.task.mesh_faces())
+        predictor.overlay(image, result, stem.with_suffix(".png"))
         print(f"{path} -> {stem}.json, .obj, .png")
         written.append(stem.with_suffix(".json"))
     return written

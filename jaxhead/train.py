@@ -75,9 +75,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, f
     local_eval_bs = sharding.local_batch_size(config.eval.batch_size, mesh)
     logging.info("devices: %d (%s), processes: %d", mesh.devices.size, jax.devices()[0].platform, jax.process_count())
 
-    # Data (built on first use) and the task glue.
+    # Data (built on first use) and the task, which loads the model's assets once.
     data_info = train_data.prepare(config)
-    task = make_task(config, data_info=data_info)
+    task = make_task(config)
+    transform = task.transform()
     steps_per_epoch = max(data_info.num_train // config.data.batch_size, 1)
     total_steps = config.train.num_steps or config.train.num_epochs * steps_per_epoch
     eval_every = config.train.eval_every_steps or steps_per_epoch
@@ -96,7 +97,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, f
     manager = checkpoint.make_manager(
         workdir, keep_last=config.train.keep_checkpoints, best_metric=task.best_metric, best_mode=task.best_mode
     )
-    train_iter = iter(train_data.train_batches(config, local_bs))
+    train_iter = iter(train_data.train_batches(config, local_bs, transform))
     start_step = manager.latest_step() or 0
     stopper = EarlyStopping(config.train.get("early_stopping_patience", 0), task.best_mode)
     if start_step:
@@ -118,7 +119,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, f
 
     def run_eval(step: int, *, final: bool) -> dict:
         result = evaluate_split(
-            eval_step, params, rest, train_data.eval_batches(config, local_eval_bs), task, mesh, local_eval_bs,
+            eval_step, params, rest, train_data.eval_batches(config, local_eval_bs, transform), task, mesh, local_eval_bs,
             max_batches=None if final else config.eval.max_batches or None,
             keep_first=config.eval.num_pictures if final else 0, with_baseline=final,
         )
@@ -168,7 +169,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, f
     # Final evaluation (with the mean-prediction baseline fitted on unaugmented training
     # batches), checkpoint, report and pictures.
     task.fit_baseline(
-        itertools.islice(train_data.eval_batches(config, local_eval_bs, split="train"), config.eval.baseline_batches)
+        itertools.islice(train_data.eval_batches(config, local_eval_bs, transform, split="train"), config.eval.baseline_batches)
     )
     result = run_eval(total_steps, final=True)
     if total_steps > start_step or manager.latest_step() != total_steps:

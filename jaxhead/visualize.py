@@ -1,7 +1,7 @@
 """Drawing predictions over images with matplotlib: mesh wireframes, pose axes, landmarks.
 
 Pure helpers on numpy arrays; used by the tasks' prediction sheets, `jaxhead.predict`
-and `data_pipelines.show`.
+and `jaxhead.show`.
 """
 
 from __future__ import annotations

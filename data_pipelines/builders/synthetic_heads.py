@@ -38,7 +38,7 @@ from flame_jax.lbs import lbs
 from flame_jax.model import FlameModel
 from flame_jax.rotations import euler_yxz_to_matrix
 from flame_jax.synthetic import FLIP_YZ, NUM_EXPR, NUM_SHAPE, SyntheticHead, head_assets
-from jaxhead.render import project_to_screen, render_lambert, tile_capacity
+from flame_jax.render import project_to_screen, render_lambert, tile_capacity
 
 RENDER_BATCH = 32
 HEAD_WIDTH_M = 0.18  # the synthetic head's ear-to-ear width, to size it in pixels

@@ -35,22 +35,6 @@ class _Plain(grain.transforms.Map):
         return self.fn(element, None)
 
 
-def make_transform(config: ml_collections.ConfigDict) -> Callable[[dict, np.random.Generator | None], dict]:
-    """The per-example preprocessing of `config.model.name` (rng None: no augmentation)."""
-    if config.model.name == "trg":
-        from data_pipelines.pipelines.trg import TRGTransform
-        from data_pipelines.topology import load_topology
-
-        return TRGTransform(config.data, load_topology(config.data, config.model))
-    if config.model.name == "dad3dnet":
-        from data_pipelines.pipelines.dad3dnet import DAD3DNetTransform
-        from jaxhead.metrics.dad3dheads import LandmarkEmbedding
-        from jaxhead.tasks.dad3dnet import load_flame_model
-
-        return DAD3DNetTransform(config.data, LandmarkEmbedding.from_flame(load_flame_model(config)))
-    raise ValueError(f"no input pipeline for model {config.model.name!r}")
-
-
 def source(name: str, builder_config: str | None, split: str, data_dir: str) -> Any:
     import data_pipelines.builders as builders
 
@@ -65,14 +49,15 @@ def source(name: str, builder_config: str | None, split: str, data_dir: str) -> 
 def make_dataset(
     config: ml_collections.ConfigDict,
     split: str,
+    transform: Callable[[dict, np.random.Generator | None], dict],
     *,
     train: bool,
     batch_size: int,
     seed: int,
     num_epochs: int | None = None,
-    transform: Callable | None = None,
 ) -> grain.IterDataset:
-    """Batches of this process's shard of `split`.
+    """Batches of this process's shard of `split`, each example through `transform(example, rng)`
+    (rng None: unaugmented; the model's task provides it, e.g. `jaxhead.tasks.trg.TRGTask.transform`).
 
     train=True: shuffled, augmented, repeated (num_epochs None: forever), full batches only, with
     `config.data.extra_datasets` mixed in by size. train=False: one ordered, unaugmented pass
@@ -81,7 +66,6 @@ def make_dataset(
     """
     data = config.data
     root = data.data_dir or default_data_dir()
-    transform = transform or make_transform(config)
     names = [(data.dataset, data.builder_config or None)]
     if train:
         names += [(n, None) for n in (data.get("extra_datasets", ()) or ())]

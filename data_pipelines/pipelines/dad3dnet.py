@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from data_pipelines import image_ops
-from jaxhead.metrics.dad3dheads import LandmarkEmbedding, gt_landmarks_2d
+from flame_jax.dad_ground_truth import LandmarkEmbedding, gt_landmarks_2d
 
 HEATMAP_STRIDE = 4
 HEATMAP_RADIUS = 5

@@ -23,9 +23,10 @@ sys.path.insert(0, str(REPO))
 
 from data_pipelines.build import ensure_built  # noqa: E402
 from data_pipelines.builders import synthetic_heads  # noqa: E402
-from data_pipelines.pipelines import make_dataset, make_transform  # noqa: E402
+from data_pipelines.pipelines import make_dataset  # noqa: E402
 from experiments.benchmarks.results_file import write_section  # noqa: E402
 from flame_jax.synthetic import head_assets  # noqa: E402
+from jaxhead.tasks import make_task  # noqa: E402
 
 SECTION = "## Input pipelines (pipeline_bench.py)"
 BATCH = 32
@@ -44,7 +45,7 @@ def _config(model: str, data_dir: str, builder_config: str, workers: int):
 
 def pipeline_rate(model: str, data_dir: str, builder_config: str, workers: int, batches: int) -> float:
     config = _config(model, data_dir, builder_config, workers)
-    it = iter(make_dataset(config, "train", train=True, batch_size=BATCH, seed=0, transform=make_transform(config)))
+    it = iter(make_dataset(config, "train", make_task(config).transform(), train=True, batch_size=BATCH, seed=0))
     next(it)
     start = time.perf_counter()
     for _ in range(batches):

@@ -31,7 +31,7 @@ from scipy.spatial.transform import Rotation
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from jaxhead.render import project_to_screen, rasterize, render_lambert, tile_capacity  # noqa: E402
+from flame_jax.render import project_to_screen, rasterize, render_lambert, tile_capacity  # noqa: E402
 
 SECTION = "## Rasterizer (render_bench.py)"
 RADIUS, DISTANCE = 0.1, 0.5  # metres

@@ -16,7 +16,6 @@ import importlib
 import platform
 import sys
 import time
-import types
 from pathlib import Path
 
 import jax
@@ -36,15 +35,11 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## Train step (train_bench.py)"
 
 
-def trg_batch(config, B: int, rng: np.random.Generator) -> tuple[dict, types.SimpleNamespace]:
+def trg_batch(config, task, B: int, rng: np.random.Generator) -> dict:
     from flame_jax.synthetic import head_assets
 
     head = head_assets(0)
     S, V = config.model.img_size, 1220
-    topology = types.SimpleNamespace(
-        kpt_ind=head.kpt_ind, triangles=head.face_triangles, init_face=head.mean_face_head,
-        init_pose=np.array([1, 0, 0, 1, 0, 0, 1, 0, 0], np.float32), subsample=head.subsample,
-    )
     K = np.array([[600.0, 0, 400], [0, 600, 400], [0, 0, 1]], np.float32)
     face = head.mean_face_head[None] + rng.normal(0, 0.002, (B, V, 3))
     cam = face + np.array([0.0, 0.0, 0.6])
@@ -59,13 +54,11 @@ def trg_batch(config, B: int, rng: np.random.Generator) -> tuple[dict, types.Sim
         lmk68_crop=np.concatenate([rng.uniform(-0.5, 0.5, (B, 68, 2)), np.ones((B, 68, 1))], -1),
         has_3d_vtx=np.ones(B), has_rot=np.ones(B),
     )
-    return batch, types.SimpleNamespace(topology=topology, flame_model=None)
+    return batch
 
 
-def dad_batch(config, B: int, rng: np.random.Generator) -> tuple[dict, types.SimpleNamespace]:
-    from jaxhead.tasks.dad3dnet import load_flame_model
-
-    flame = load_flame_model(config)
+def dad_batch(config, task, B: int, rng: np.random.Generator) -> dict:
+    flame = task.flame
     V = flame.v_template.shape[0]
     S = config.model.img_size
     batch = dict(
@@ -75,7 +68,7 @@ def dad_batch(config, B: int, rng: np.random.Generator) -> tuple[dict, types.Sim
         vertices_2d=rng.uniform(0, S, (B, V, 2)),
         vertices=np.asarray(flame.v_template)[None] + rng.normal(0, 0.002, (B, V, 3)),
     )
-    return batch, types.SimpleNamespace(topology=None, flame_model=flame)
+    return batch
 
 
 def main() -> None:
@@ -91,9 +84,8 @@ def main() -> None:
     config = importlib.import_module(f"configs.{args.model}").get_config(args.variant)
     rng = np.random.default_rng(0)
     make = trg_batch if args.model == "trg" else dad_batch
-    batch, data_info = make(config, args.batch, rng)
-    batch = {k: np.asarray(v, np.float32) for k, v in batch.items()}
-    task = make_task(config, data_info=data_info)
+    task = make_task(config)
+    batch = {k: np.asarray(v, np.float32) for k, v in make(config, task, args.batch, rng).items()}
     mesh = sharding.data_mesh()
     model = build_model(config, rngs=nnx.Rngs(0), **task.model_buffers())
     model.train()

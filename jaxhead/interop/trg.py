@@ -1,4 +1,4 @@
-"""TRG weights <-> the official PyTorch `TRG` state dict, and the official ARKit topology files.
+"""TRG weights <-> the official PyTorch `TRG` state dict.
 
 Names and order follow the official `state_dict()` (../shared/specs/trg.md §4; 189 keys for
 the default model): the root buffer `points_grid` [1, 2, G^2], `feature_extractor.*`
@@ -15,7 +15,7 @@ bit-exact.
 The official model keeps a copy of `init_face`/`init_head_pose` in every regressor and reads
 only `regressor.0`'s; the JAX model keeps one copy, and the export repeats it. The ARKit
 subsample indices are not part of the state dict: they come from the official assets
-(`load_arkit_topology`). `num_batches_tracked` is written as 0: torch reads it only when a
+(`data_pipelines.trg_release.load_arkit_topology`). `num_batches_tracked` is written as 0: torch reads it only when a
 BatchNorm has momentum=None, which no layer of TRG has.
 """
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import jax.numpy as jnp
@@ -31,19 +30,12 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from flame_jax.safe_pickle import safe_load
+from data_pipelines.trg_release import ARKIT_SUBSAMPLE
 from jaxhead.interop.state_dict_io import checked_state_dict, list_keys
-from jaxhead.models.trg import TRG, initial_pose
+from jaxhead.models.trg import TRG
 
 logger = logging.getLogger(__name__)
 BN_FIELDS = (("weight", "scale"), ("bias", "bias"), ("running_mean", "mean"), ("running_var", "var"))
-
-# Files of an official TRG-Release checkout (relative to its root).
-ARKIT_SUBSAMPLE = "data/arkit_subsample.pkl"
-ARKIT_SUBSAMPLE_KEY = "1220_to_305"
-ARKIT_KPT_IND = "npy/kpt_ind.npy"
-ARKIT_TRIANGLES = "data/triangles.npy"
-ARKIT_INIT = "data/init_vtx_cam.pkl"
 
 # (torch key, variable or None for num_batches_tracked, layout).
 Tensor = tuple[str, Any, str]
@@ -207,65 +199,3 @@ def load_torchvision_resnet18(model: TRG, state_dict: Mapping[str, Any]) -> TRG:
             )
         var[...] = jnp.asarray(value, var[...].dtype)
     return model
-
-
-def load_arkit_topology(trg_assets: str | Path) -> dict[str, np.ndarray]:
-    """The official ARKit face topology from a TRG-Release checkout (user-supplied data).
-
-    Returns:
-      subsample: (305,) int32 sorted vertex ids (`data/arkit_subsample.pkl`, key `1220_to_305`).
-      kpt_ind: (68,) int64 iBUG landmark vertex ids (`npy/kpt_ind.npy`).
-      triangles: (2304, 3) int64 (`data/triangles.npy`, stored as uint16).
-    """
-    root = Path(trg_assets)
-    paths = {
-        name: root / rel
-        for name, rel in (
-            ("subsample", ARKIT_SUBSAMPLE),
-            ("kpt_ind", ARKIT_KPT_IND),
-            ("triangles", ARKIT_TRIANGLES),
-        )
-    }
-    absent = [str(p) for p in paths.values() if not p.is_file()]
-    if absent:
-        raise FileNotFoundError(
-            f"{root} is not a TRG-Release checkout with the ARKit topology files; "
-            f"missing: {', '.join(absent)}"
-        )
-    table = safe_load(paths["subsample"])
-    if not isinstance(table, Mapping) or ARKIT_SUBSAMPLE_KEY not in table:
-        raise ValueError(f"{paths['subsample']}: expected a dict with key {ARKIT_SUBSAMPLE_KEY!r}")
-    subsample = np.asarray(table[ARKIT_SUBSAMPLE_KEY], np.int32)
-    kpt_ind = np.load(paths["kpt_ind"]).astype(np.int64)
-    triangles = np.load(paths["triangles"]).astype(np.int64)
-    for name, arr, shape in (
-        ("subsample", subsample, (305,)),
-        ("kpt_ind", kpt_ind, (68,)),
-        ("triangles", triangles, (2304, 3)),
-    ):
-        if arr.shape != shape:
-            raise ValueError(f"{paths[name]}: expected shape {shape}, got {arr.shape}")
-    return dict(subsample=subsample, kpt_ind=kpt_ind, triangles=triangles)
-
-
-def load_official_init(trg_assets: str | Path, cfg: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
-    """The official initial state from `data/init_vtx_cam.pkl` of a TRG-Release checkout.
-
-    Returns init_face (1220, 3) float32 metres (head frame, `t_vtx_1220`) and init_pose (9,)
-    for `cfg.variant` from the rotation of the pickled row-vector `R_t` (its translation is
-    ignored, as in the official code; "t_prediction" takes it as the initial translation).
-    The 6D rotation is taken directly from the matrix columns; the official constructor goes
-    through an axis-angle round trip, which differs by float32 noise.
-    """
-    path = Path(trg_assets) / ARKIT_INIT
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist (expected a TRG-Release checkout)")
-    data = safe_load(path)
-    if not isinstance(data, Mapping) or not {"t_vtx_1220", "R_t"} <= set(data):
-        raise ValueError(f"{path}: expected a dict with keys 't_vtx_1220' and 'R_t'")
-    R_t = np.asarray(data["R_t"], np.float32)
-    if R_t.shape != (4, 4):
-        raise ValueError(f"{path}: R_t must be 4x4 (row-vector form), got {R_t.shape}")
-    pose = R_t.T  # row-vector storage: [[R, t], [0, 1]] transposed
-    face = np.asarray(data["t_vtx_1220"], np.float32)
-    return dict(init_face=face, init_pose=initial_pose(pose[:3, :3], cfg, pose[:3, 3]))

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import linen, nnx
 
+from jaxhead.models import register_model
 from jaxhead.models.bifpn import BiFPN
 from jaxhead.models.pytorchcv_resnet import ConvBlock, PytorchcvResNet
 from jaxhead.models.torch_init import TORCH_DEFAULT_INIT, torch_bias_init
@@ -144,6 +145,7 @@ class InceptionFusion(nnx.Module):
         return self.project(jnp.concatenate([a, b, c, d], axis=-1)) * x
 
 
+@register_model("dad3dnet")
 class DAD3DNet(nnx.Module):
     """DAD-3DNet; `cfg` is `model_config()` (possibly with overrides)."""
 

@@ -64,6 +64,7 @@ from flax import nnx
 
 from flame_jax.projection import project_pinhole, translation_from_correction
 from flame_jax.rotations import rot6d_to_matrix_trg
+from jaxhead.models import register_model
 from jaxhead.models.buffers import Buffer
 from jaxhead.models.torch_init import (
     TORCH_CONV_TRANSPOSE_INIT,
@@ -268,6 +269,7 @@ def box_feature(bbox_info: jax.Array) -> jax.Array:
     )
 
 
+@register_model("trg")
 class TRG(nnx.Module):
     """The TRG network. See the module docstring for the configuration."""
 

@@ -13,11 +13,17 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from data_pipelines import image_ops
+from data_pipelines.pipelines.dad3dnet import DAD3DNetTransform, enlarged_crop
+from flame_jax.dad_ground_truth import LandmarkEmbedding
+from flame_jax.io import load_flame_for_dad3dheads
 from flame_jax.model import FlameModel
+from flame_jax.synthetic import head_model
 from jaxhead import visualize
 from jaxhead.losses.dad3dnet import dad3dnet_loss
 from jaxhead.metrics import dad3dheads as bench
-from jaxhead.models.dad3dnet_mesh import MESH_OFFSET_Z, reprojected_vertices, rotation_matrix, vertices_3d
+from jaxhead.models.dad3dnet_mesh import MESH_OFFSET_Z, reprojected_vertices, rotation_matrix, split_params, vertices_3d
+from jaxhead.tasks import PhotoResult, register_task
 
 
 def flame_config() -> ml_collections.ConfigDict:
@@ -35,11 +41,7 @@ def load_flame_model(config: ml_collections.ConfigDict) -> FlameModel:
     """The FLAME-format model of `config.flame` with 300 shape / 100 expression components."""
     cfg = config.flame
     if not cfg.model_path:
-        from flame_jax.synthetic import head_model
-
         return head_model(cfg.synthetic_seed, config.model.n_shape, config.model.n_expr)
-    from flame_jax.io import load_flame_for_dad3dheads
-
     if not cfg.static_dir:
         raise ValueError(
             "config.flame.static_dir must point at DAD-3DHeads' model_training/model/static directory "
@@ -62,16 +64,19 @@ def crop_to_image(points: np.ndarray, batch: dict[str, np.ndarray], i: int) -> n
     return (points - batch["crop_pad"][i]) / batch["crop_scale"][i] + batch["crop_box"][i][:2]
 
 
+@register_task("dad3dnet")
 class DAD3DNetTask:
     name = "dad3dnet"
     input_keys = ("image",)
     best_metric = "nme"
     best_mode = "min"
+    uses_intrinsics = False
 
-    def __init__(self, config: ml_collections.ConfigDict, *, data_info: Any):
+    def __init__(self, config: ml_collections.ConfigDict, flame: FlameModel | None = None):
+        """`flame` defaults to the FLAME-format model of `config.flame` (`load_flame_model`)."""
         self.config = config
-        self.flame: FlameModel = data_info.flame_model
-        self.embedding = bench.LandmarkEmbedding.from_flame(self.flame)
+        self.flame: FlameModel = flame if flame is not None else load_flame_model(config)
+        self.embedding = LandmarkEmbedding.from_flame(self.flame)
         subsets = {k: np.asarray(v) for k, v in self.flame.subsets.items()}
         # The benchmark's "head" is DAD-3DHeads' face_w_ears (3669 FLAME vertices).
         self.head_indices, self.face_indices = subsets["face_w_ears"], subsets["face"]
@@ -87,6 +92,9 @@ class DAD3DNetTask:
         keep = np.zeros(self.flame.v_template.shape[0], bool)
         keep[np.asarray(self.flame.subsets["face"])] = True
         return faces[keep[faces].all(axis=1)]
+
+    def transform(self) -> DAD3DNetTransform:
+        return DAD3DNetTransform(self.config.data, self.embedding)
 
     def model_buffers(self) -> dict[str, np.ndarray]:
         return {}
@@ -167,3 +175,49 @@ class DAD3DNetTask:
             err = bench.pose_error(predictions["R"][i], bench.gt_rotation(batch["model_view_matrix"][i]))
             ax.set_title(f"pose err {err:.3f}", fontsize=7)
         visualize.save_figure(fig, path)
+
+    def draw_example(self, ax: Any, batch: dict[str, np.ndarray], i: int) -> None:
+        size = batch["image"].shape[1]
+        visualize.show_image(ax, visualize.denormalize(batch["image"][i]), str(batch["id"][i]))
+        heat = batch["heatmap"][i].max(-1)
+        ax.imshow(heat, extent=(0, size, size, 0), cmap="magma", alpha=0.35 * (heat > 0.05))
+        visualize.draw_wireframe(ax, batch["vertices_2d"][i], self.edges[::2], alpha=0.2)
+        present = batch["presence"][i] > 0
+        visualize.draw_landmarks(ax, batch["landmarks"][i][present] * size, size=3)
+        # Pose axes: DAD's rotation maps model axes into the crop (x right, y down).
+        R = bench.gt_rotation(batch["model_view_matrix"][i])
+        origin = batch["vertices_2d"][i].mean(0)
+        for k, colour in enumerate(visualize.AXIS_COLOURS):
+            end = origin + 0.25 * size * R[:2, k] / max(np.linalg.norm(R[:, k]), 1e-9)
+            ax.plot(*zip(origin, end), color=colour, linewidth=1.2)
+
+    def photo_inputs(self, image: np.ndarray, box: np.ndarray, K: np.ndarray) -> tuple[dict[str, np.ndarray], dict]:
+        """DAD-3DNet crops the box enlarged by the middle of the training range (K is not used)."""
+        lo, hi = self.config.data.enlarge
+        canvas, (x0, y0, _, _), scale, pad = enlarged_crop(image, box, np.full(4, (lo + hi) / 2.0), int(self.size))
+        return {"image": image_ops.normalize(canvas)[None]}, dict(origin=np.array([x0, y0]), scale=scale, pad=pad)
+
+    def photo_outputs(self, predictions: dict[str, np.ndarray], context: dict) -> PhotoResult:
+        to_image = lambda p: (np.asarray(p, np.float64) - context["pad"]) / context["scale"] + context["origin"]  # noqa: E731
+        params = np.asarray(predictions["params"][0])
+        parts = split_params(params, self.config.model.n_shape, self.config.model.n_expr)
+        landmarks, verts2d = to_image(predictions["landmarks"][0]), to_image(predictions["vertices_2d"][0])
+        R = np.asarray(predictions["R"][0], np.float64)
+        values = dict(
+            landmarks_68=landmarks.tolist(), projected_vertices=verts2d.tolist(),
+            flame_params={k: np.asarray(v).tolist() for k, v in parts.items()}, R=R.tolist(),
+            crop_box=[float(context["origin"][0]), float(context["origin"][1]), float(context["scale"])],
+        )
+        vertices = np.asarray(predictions["vertices_3d"][0], np.float64)
+        return PhotoResult(values, vertices, dict(points=verts2d, R=R, landmarks=landmarks))
+
+    def mesh_faces(self) -> np.ndarray:
+        return np.asarray(self.flame.faces)
+
+    def draw_photo(self, ax: Any, result: PhotoResult) -> None:
+        d = result.drawing
+        visualize.draw_wireframe(ax, d["points"], self.edges, alpha=0.4)
+        visualize.draw_landmarks(ax, d["landmarks"], size=6)
+        centre, length = d["points"].mean(0), 0.25 * np.ptp(d["points"][:, 1])
+        for k, colour in enumerate(visualize.AXIS_COLOURS):
+            ax.plot(*zip(centre, centre + length * d["R"][:2, k]), color=colour, linewidth=2.5)

@@ -7,17 +7,16 @@ process reads its own shard of each split.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterator
+from typing import Any
 
 import jax
 import ml_collections
-import numpy as np
 import tensorflow_datasets as tfds
 from jax.experimental import multihost_utils
 
 from data_pipelines.build import default_data_dir, ensure_built
 from data_pipelines.pipelines import make_dataset
-from data_pipelines.topology import FaceTopology, load_topology
+from jaxhead.tasks import Transform
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,8 +25,6 @@ class DataInfo:
 
     data_dir: str
     num_examples: dict[str, int]
-    topology: FaceTopology | None = None  # TRG: the face mesh topology and initial state
-    flame_model: Any = None  # DAD-3DNet: the FLAME-format head model
 
     @property
     def num_train(self) -> int:
@@ -49,7 +46,7 @@ def _datasets(config: ml_collections.ConfigDict) -> list[tuple[str, str | None]]
 
 
 def prepare(config: ml_collections.ConfigDict, splits: tuple[str, ...] | None = None) -> DataInfo:
-    """Builds missing datasets (process 0), then returns split sizes and model-side data."""
+    """Builds missing datasets (process 0), then returns the split sizes."""
     splits = splits or ("train", config.eval.split)
     root = data_dir(config)
     if jax.process_index() == 0:
@@ -63,24 +60,17 @@ def prepare(config: ml_collections.ConfigDict, splits: tuple[str, ...] | None = 
     missing = [s for s in splits if s not in sources]
     if missing:
         raise ValueError(f"dataset {full_name} in {root} has no split {missing}; it has {sorted(sources)}")
-    sizes = {s: len(sources[s]) for s in sources}
-    topology = load_topology(config.data, config.model) if config.model.name == "trg" else None
-    flame_model = None
-    if config.model.name == "dad3dnet":
-        from jaxhead.tasks.dad3dnet import load_flame_model
-
-        flame_model = load_flame_model(config)
-    return DataInfo(data_dir=root, num_examples=sizes, topology=topology, flame_model=flame_model)
+    return DataInfo(data_dir=root, num_examples={s: len(sources[s]) for s in sources})
 
 
-def train_batches(config: ml_collections.ConfigDict, local_batch_size: int) -> Any:
+def train_batches(config: ml_collections.ConfigDict, local_batch_size: int, transform: Transform) -> Any:
     """The endless, shuffled, augmented training stream (a checkpointable grain dataset)."""
-    return make_dataset(config, "train", train=True, batch_size=local_batch_size, seed=config.seed)
+    return make_dataset(config, "train", transform, train=True, batch_size=local_batch_size, seed=config.seed)
 
 
 def eval_batches(
-    config: ml_collections.ConfigDict, local_batch_size: int, split: str | None = None
-) -> Iterator[dict[str, np.ndarray]]:
+    config: ml_collections.ConfigDict, local_batch_size: int, transform: Transform, split: str | None = None
+) -> Any:
     """One unaugmented pass over `split` (default `config.eval.split`); the last batch may be smaller."""
     split = split or config.eval.split
-    return iter(make_dataset(config, split, train=False, batch_size=local_batch_size, seed=0, num_epochs=1))
+    return make_dataset(config, split, transform, train=False, batch_size=local_batch_size, seed=0, num_epochs=1)

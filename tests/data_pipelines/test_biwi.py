@@ -97,12 +97,12 @@ def test_missing_template_vertices(tmp_path: Path) -> None:
 def test_trg_pipeline_reads_biwi(tmp_path: Path) -> None:
     """BIWI through TRG's test-time preprocessing: box from the FAN landmarks, ADD on the template."""
     from configs import trg as trg_configs
-    from data_pipelines.pipelines import make_transform
+    from transforms import trg_transform  # tests/data_pipelines
 
     fx = write_fixture(tmp_path / "src", frames=1, orphan=False)
     ex = next(iter(build("biwi", tmp_path / "src", tmp_path / "data")["test"].values()))
     config = trg_configs.get_config(None)
-    out = make_transform(config)(ex, None)
+    out = trg_transform(config)(ex, None)
     lmk = ex["landmarks_2d"]
     l, t, r, b = out["bbox_info"][:4]
     assert abs((l + r) / 2 - (lmk[:, 0].min() + lmk[:, 0].max()) / 2) <= 1.0

@@ -12,9 +12,12 @@ import tensorflow_datasets as tfds
 
 from configs import dad3dnet as dad_configs
 from configs import trg as trg_configs
-from data_pipelines.pipelines import make_dataset, make_transform
+from data_pipelines.pipelines import make_dataset
 from data_pipelines.pipelines.dad3dnet import HEATMAP_STRIDE
 from data_pipelines.topology import load_topology
+from flame_jax.dad_ground_truth import LandmarkEmbedding
+from flame_jax.synthetic import head_model
+from transforms import transform_for, trg_transform  # tests/data_pipelines
 
 F = np.diag([1.0, -1.0, -1.0])
 
@@ -27,7 +30,7 @@ def _config(module, root: Path, workers: int = 0) -> ml_collections.ConfigDict:
 
 
 def _batches(config, n: int, seed: int = 0, train: bool = True) -> list[dict]:
-    it = iter(make_dataset(config, "train", train=train, batch_size=4, seed=seed, num_epochs=None if train else 1))
+    it = iter(make_dataset(config, "train", transform_for(config), train=train, batch_size=4, seed=seed, num_epochs=None if train else 1))
     return [next(it) for _ in range(n)]
 
 
@@ -50,12 +53,12 @@ def test_deterministic_for_a_seed(synthetic_tiny: Path, module) -> None:
 @pytest.mark.parametrize("workers", [0, 1])
 def test_iterator_state_resumes_exactly(synthetic_tiny: Path, workers: int) -> None:
     config = _config(trg_configs, synthetic_tiny, workers)
-    it = iter(make_dataset(config, "train", train=True, batch_size=4, seed=3))
+    it = iter(make_dataset(config, "train", transform_for(config), train=True, batch_size=4, seed=3))
     for _ in range(3):
         next(it)
     state = it.get_state()
     expected = [next(it) for _ in range(2)]
-    resumed = iter(make_dataset(config, "train", train=True, batch_size=4, seed=3))
+    resumed = iter(make_dataset(config, "train", transform_for(config), train=True, batch_size=4, seed=3))
     resumed.set_state(state)
     for e in expected:
         got = next(resumed)
@@ -65,14 +68,14 @@ def test_iterator_state_resumes_exactly(synthetic_tiny: Path, workers: int) -> N
 
 def test_eval_pass_covers_the_split_once(synthetic_tiny: Path) -> None:
     config = _config(trg_configs, synthetic_tiny)
-    batches = list(make_dataset(config, "test", train=False, batch_size=5, seed=0, num_epochs=1))
+    batches = list(make_dataset(config, "test", transform_for(config), train=False, batch_size=5, seed=0, num_epochs=1))
     ids = np.concatenate([b["id"] for b in batches])
     assert len(ids) == 32 and len(set(ids)) == 32 and len(batches[-1]["id"]) == 2
 
 
 def test_trg_labels_match_independent_geometry(synthetic_tiny: Path) -> None:
     config = _config(trg_configs, synthetic_tiny)
-    topo = load_topology(config.data, config.model)
+    topo = load_topology(config.data)
     source = _source(synthetic_tiny)
     S = config.data.img_size
     for batch in _batches(config, 2, train=False):
@@ -99,13 +102,13 @@ def test_trg_labels_match_independent_geometry(synthetic_tiny: Path) -> None:
 
 def test_trg_flip_mirrors_the_labels(synthetic_tiny: Path) -> None:
     config = _config(trg_configs, synthetic_tiny)
-    transform = make_transform(config)
+    transform = trg_transform(config)
     ex = next(iter(_source(synthetic_tiny).values()))
     config.data.augment.update(flip_p=1.0, centre_jitter=0.0, scale_jitter=(1.0, 1.0), rotate_p=0.0, color_jitter=(0, 0, 0, 0))
-    flipped = make_transform(config)(ex, np.random.default_rng(0))
+    flipped = trg_transform(config)(ex, np.random.default_rng(0))
     plain = transform(ex, None)
     W = ex["image"].shape[1]
-    flip = load_topology(config.data, config.model).flip_index
+    flip = load_topology(config.data).flip_index
     # Vertex i of the flipped face is the mirror image of vertex flip[i]: u -> W - u, same v.
     np.testing.assert_allclose(flipped["vtx_img"][:, 0], W - plain["vtx_img"][flip, 0], atol=1e-2)
     np.testing.assert_allclose(flipped["vtx_img"][:, 1], plain["vtx_img"][flip, 1], atol=1e-2)
@@ -121,8 +124,8 @@ def test_trg_rotation_keeps_the_head_origin_and_turns_the_face(synthetic_tiny: P
     config = _config(trg_configs, synthetic_tiny)
     config.data.augment.update(flip_p=0.0, rotate_p=1.0, rotate_deg=30.0, color_jitter=(0, 0, 0, 0))
     ex = next(iter(_source(synthetic_tiny).values()))
-    out = make_transform(config)(ex, np.random.default_rng(1))
-    plain = make_transform(config)(ex, None)
+    out = trg_transform(config)(ex, np.random.default_rng(1))
+    plain = trg_transform(config)(ex, None)
     np.testing.assert_allclose(out["t"], plain["t"], atol=1e-6)
     Rrel = out["R"] @ plain["R"].T  # a rotation about the optical axis
     np.testing.assert_allclose(Rrel[2], [0, 0, 1], atol=1e-5)
@@ -134,12 +137,9 @@ def test_trg_rotation_keeps_the_head_origin_and_turns_the_face(synthetic_tiny: P
 
 
 def test_dad_targets_go_back_to_the_image(synthetic_tiny: Path) -> None:
-    from jaxhead.metrics.dad3dheads import LandmarkEmbedding
-    from jaxhead.tasks.dad3dnet import crop_to_image, load_flame_model
-
     config = _config(dad_configs, synthetic_tiny)
     config.data.val_jitter = False
-    emb = LandmarkEmbedding.from_flame(load_flame_model(config))
+    emb = LandmarkEmbedding.from_flame(head_model(config.flame.synthetic_seed, config.model.n_shape, config.model.n_expr))
     source = _source(synthetic_tiny)
     S = config.data.img_size
     batch = _batches(config, 1, train=False)[0]
@@ -148,7 +148,8 @@ def test_dad_targets_go_back_to_the_image(synthetic_tiny: Path) -> None:
         R, t, K = (ex[k].astype(np.float64) for k in ("R", "t", "K"))
         cam = (emb(ex["vertices"]) @ F) @ R.T + t
         gt = cam[:, :2] / cam[:, 2:] * [K[0, 0], K[1, 1]] + K[:2, 2]  # pinhole, not the OpenGL path
-        np.testing.assert_allclose(crop_to_image(batch["landmarks"][i] * S, batch, i), gt, atol=2e-2)
+        in_image = (batch["landmarks"][i] * S - batch["crop_pad"][i]) / batch["crop_scale"][i] + batch["crop_box"][i][:2]
+        np.testing.assert_allclose(in_image, gt, atol=2e-2)
         present = batch["presence"][i] > 0
         x, y, w, h = batch["crop_box"][i]
         inside = (gt[:, 0] > x) & (gt[:, 0] < x + w) & (gt[:, 1] > y) & (gt[:, 1] < y + h)
@@ -170,13 +171,3 @@ def test_dad_val_jitter_switch(synthetic_tiny: Path) -> None:
     config.data.val_jitter = False
     fixed = [_batches(config, 1, seed=s, train=False)[0]["crop_box"] for s in (0, 1)]
     np.testing.assert_array_equal(*fixed)
-
-
-def test_contact_sheet(synthetic_tiny: Path, tmp_path: Path) -> None:
-    from data_pipelines.show import contact_sheet, load_config
-
-    for model in ("trg", "dad3dnet"):
-        config = load_config(model, "synthetic_heads", "tiny", str(synthetic_tiny))
-        config.data.img_size = config.model.img_size = 64
-        out = contact_sheet(config, "train", 4, tmp_path / f"{model}.png")
-        assert out.stat().st_size > 10_000

@@ -13,16 +13,16 @@ from data_pipelines.topology import load_flip_index, load_topology
 
 def test_synthetic_topology_has_trg_shapes() -> None:
     config = trg_configs.get_config(None)
-    topo = load_topology(config.data, config.model)
+    topo = load_topology(config.data)
     assert topo.init_face.shape == (1220, 3) and topo.kpt_ind.shape == (68,) and topo.subsample.shape == (305,)
     assert topo.triangles.max() < 1220 and np.array_equal(topo.flip_index[topo.flip_index], np.arange(1220))
-    np.testing.assert_allclose(topo.init_pose[:6], [1, 0, 0, 1, 0, 0])  # frontal, rot6d of I
+    np.testing.assert_array_equal(topo.init_rotation, np.eye(3))  # frontal
 
 
 def test_arkit_topology_from_the_official_files(shared_dir: Path) -> None:
     config = trg_configs.get_config("arkitface")
     config.data.trg_assets_dir = str(shared_dir / "assets" / "trg")
-    topo = load_topology(config.data, config.model)
+    topo = load_topology(config.data)
     assert topo.triangles.shape == (2304, 3) and topo.kpt_ind[:4].tolist() == [57, 376, 208, 905]
     assert topo.flip_index is None  # evaluation and prediction need no mirror map
 

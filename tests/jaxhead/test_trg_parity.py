@@ -18,13 +18,9 @@ from flax import nnx
 
 from jaxhead.interop import converter
 from jaxhead.interop.state_dict_io import read_state_dict, write_state_dict
-from jaxhead.interop.trg import (
-    load_arkit_topology,
-    load_official_init,
-    trg_from_state_dict,
-    trg_to_state_dict,
-)
-from jaxhead.models.trg import model_config, points_grid
+from data_pipelines.trg_release import load_arkit_topology, load_official_init
+from jaxhead.interop.trg import trg_from_state_dict, trg_to_state_dict
+from jaxhead.models.trg import initial_pose, model_config, points_grid
 
 import reference_files  # tests/jaxhead
 
@@ -201,11 +197,12 @@ def test_arkit_topology(topology):
 
 
 def test_official_init_matches_the_buffers(shared_dir, golden):
-    init = load_official_init(shared_dir / "assets" / "trg", model_config())
+    init = load_official_init(shared_dir / "assets" / "trg")
     np.testing.assert_array_equal(init["init_face"], golden["init_face"][0])
+    pose = initial_pose(init["init_rotation"], model_config(), init["init_translation"])
     # The official constructor's axis-angle round trip differs from the direct columns by float noise.
-    np.testing.assert_allclose(init["init_pose"], golden["init_head_pose"][0], atol=1e-6)
+    np.testing.assert_allclose(pose, golden["init_head_pose"][0], atol=1e-6)
     cfg = model_config()
     cfg.variant = "t_prediction"
-    t0 = load_official_init(shared_dir / "assets" / "trg", cfg)["init_pose"][6:]
+    t0 = initial_pose(init["init_rotation"], cfg, init["init_translation"])[6:]
     assert 0.4 < t0[2] < 0.7  # the pickled translation: OpenCV camera, face in front

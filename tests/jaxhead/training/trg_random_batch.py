@@ -22,10 +22,11 @@ def trg_setup(B: int) -> tuple[ml_collections.ConfigDict, TRGTask, dict[str, np.
         kpt_ind=rng.choice(V, 68, replace=False),
         triangles=rng.integers(0, V, (200, 3)),
         init_face=rng.normal(0, 0.05, (V, 3)).astype(np.float32),
-        init_pose=np.array([1, 0, 0, 1, 0, 0, 1, 0, 0], np.float32),
+        init_rotation=np.eye(3, dtype=np.float32),
+        init_translation=np.array([0.0, 0.0, 0.5], np.float32),
         subsample=np.sort(rng.choice(V, config.model.num_sampled, replace=False)),
     )
-    task = TRGTask(config, data_info=types.SimpleNamespace(topology=topology))
+    task = TRGTask(config, topology=topology)
     K = np.array([[500.0, 0, 400], [0, 500, 400], [0, 0, 1]], np.float32)
     box = np.array([250, 230, 550, 530], np.float32)
     K_crop = np.array([[500 * S / 300, 0, (400 - 250) * S / 300], [0, 500 * S / 300, (400 - 230) * S / 300], [0, 0, 1]])

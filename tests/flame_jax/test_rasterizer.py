@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from numpy_rasterizer import rasterize_reference
 
-from jaxhead.render import (
+from flame_jax.render import (
     interpolate,
     lambert,
     project_to_screen,

@@ -211,7 +211,7 @@ def rasterize(
 
     Args:
       verts_screen: (N, 3) float screen-space vertices (u, v, z): pixels with the top-left origin and
-        camera depth (see `jaxhead.render.shading.project_to_screen`).
+        camera depth (see `flame_jax.render.shading.project_to_screen`).
       faces: (F, 3) int vertex indices.
       height, width: image size in pixels.
       tile: side of the square pixel tiles in the work list; the cost per row is tile**2, so it should

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from flame_jax.projection import project_pinhole
-from jaxhead.render.rasterizer import Fragments, rasterize, tile_capacity
+from flame_jax.render.rasterizer import Fragments, rasterize, tile_capacity
 
 
 class Render(NamedTuple):
@@ -135,7 +135,7 @@ def render_lambert(
       light_dir: (3,) camera-frame direction towards the light.
       ambient, diffuse: light intensities, scalars or (3,) RGB (see `lambert`).
       background: (H, W, 3) RGB in [0, 1].
-      tile, capacity, cull_backfaces, near: as in `jaxhead.render.rasterizer.rasterize`.
+      tile, capacity, cull_backfaces, near: as in `flame_jax.render.rasterizer.rasterize`.
 
     Returns:
       Render with (H, W) maps.

@@ -1,6 +1,6 @@
 """A slow reference rasterizer for the tests: per-pixel loops over the faces, float64 edge functions.
 
-It follows the rules documented in jaxhead/render/rasterizer.py (pixel centres at x + 0.5, top-left
+It follows the rules documented in flame_jax/render/rasterizer.py (pixel centres at x + 0.5, top-left
 fill rule, nearest depth wins with the lower face index on exact ties, faces skipped behind `near`,
 degenerate or non-finite, optional culling of clockwise faces) but shares no code with it: no tiles,
 no scatter, edge functions taken in the face's own vertex order, and a plain comparison per pixel.

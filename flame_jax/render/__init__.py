@@ -1,7 +1,7 @@
 """Triangle rasterization and Lambert shading in pure JAX (jit- and vmap-able)."""
 
-from jaxhead.render.rasterizer import Fragments, rasterize, tile_capacity, tile_counts
-from jaxhead.render.shading import (
+from flame_jax.render.rasterizer import Fragments, rasterize, tile_capacity, tile_counts
+from flame_jax.render.shading import (
     Render,
     composite,
     interpolate,
