@@ -24,15 +24,6 @@ from jaxhead.training.evaluation import evaluate_split
 from jaxhead.training.steps import make_eval_step, split_model
 from jaxhead.training.summary import write_eval_report
 
-flags.DEFINE_string("workdir", None, "A workdir with a checkpoint (from jaxhead.train or jaxhead.import_torch).")
-flags.DEFINE_string("dataset", None, "Dataset to evaluate on (default: the one the model was trained on).")
-flags.DEFINE_string("split", "test", "Split to evaluate.")
-flags.DEFINE_string("data_dir", None, "Where the TFDS datasets live (default: the config's).")
-flags.DEFINE_string("builder_config", None, "TFDS builder config of --dataset (default: the config's).")
-flags.DEFINE_integer("batch_size", None, "Global evaluation batch size (default: the config's).")
-flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
-flags.mark_flag_as_required("workdir")
-
 
 def evaluate(
     workdir: str | Path,
@@ -82,6 +73,18 @@ def evaluate(
     return result
 
 
+def define_flags() -> None:
+    """The CLI flags; defined on demand so that importing this module defines none."""
+    flags.DEFINE_string("workdir", None, "A workdir with a checkpoint (from jaxhead.train or jaxhead.import_torch).")
+    flags.DEFINE_string("dataset", None, "Dataset to evaluate on (default: the one the model was trained on).")
+    flags.DEFINE_string("split", "test", "Split to evaluate.")
+    flags.DEFINE_string("data_dir", None, "Where the TFDS datasets live (default: the config's).")
+    flags.DEFINE_string("builder_config", None, "TFDS builder config of --dataset (default: the config's).")
+    flags.DEFINE_integer("batch_size", None, "Global evaluation batch size (default: the config's).")
+    flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+    flags.mark_flag_as_required("workdir")
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -94,4 +97,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

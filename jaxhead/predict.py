@@ -34,14 +34,6 @@ from jaxhead.tasks import PhotoResult, make_task
 
 DEMO_FOCAL = 5000.0
 
-flags.DEFINE_string("workdir", None, "A workdir with a checkpoint (jaxhead.train or jaxhead.import_torch).")
-flags.DEFINE_string("box", None, "Face box x0,y0,x1,y1 in pixels (default: the whole image).")
-flags.DEFINE_float("focal", None, "Focal length in pixels; the principal point is the image centre.")
-flags.DEFINE_string("K", None, "Intrinsics fx,fy,cx,cy in pixels.")
-flags.DEFINE_string("out", None, "Output directory.")
-flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
-flags.mark_flags_as_required(["workdir", "out"])
-
 
 class UsageError(ValueError):
     """Bad command-line input (an argument or an input file)."""
@@ -160,6 +152,17 @@ def predict(
     return written
 
 
+def define_flags() -> None:
+    """The CLI flags; defined on demand so that importing this module defines none."""
+    flags.DEFINE_string("workdir", None, "A workdir with a checkpoint (jaxhead.train or jaxhead.import_torch).")
+    flags.DEFINE_string("box", None, "Face box x0,y0,x1,y1 in pixels (default: the whole image).")
+    flags.DEFINE_float("focal", None, "Focal length in pixels; the principal point is the image centre.")
+    flags.DEFINE_string("K", None, "Intrinsics fx,fy,cx,cy in pixels.")
+    flags.DEFINE_string("out", None, "Output directory.")
+    flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+    flags.mark_flags_as_required(["workdir", "out"])
+
+
 def main(argv: list[str]) -> None:
     FLAGS = flags.FLAGS
     try:
@@ -169,4 +172,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

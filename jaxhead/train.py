@@ -33,10 +33,6 @@ from jaxhead.training.optimizer import current_learning_rate, make_optimizer, ma
 from jaxhead.training.steps import make_eval_step, make_train_step, split_model
 from jaxhead.training.summary import write_eval_report, write_training_curves
 
-config_flags.DEFINE_config_file("config", None, "Training config file, e.g. configs/trg.py:cpu.", lock_config=True)
-flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and pictures.")
-flags.mark_flags_as_required(["config", "workdir"])
-
 
 class NonFiniteError(RuntimeError):
     pass
@@ -185,6 +181,13 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, f
     return result["summary"]
 
 
+def define_flags() -> None:
+    """The CLI flags; defined on demand so that importing this module defines none."""
+    config_flags.DEFINE_config_file("config", None, "Training config file, e.g. configs/trg.py:cpu.", lock_config=True)
+    flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and pictures.")
+    flags.mark_flags_as_required(["config", "workdir"])
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -193,4 +196,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
