@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from configs.common import eval_config, shared_img_size, train_config
 from data_pipelines.config import dad3dnet_data_config
 from jaxhead.losses.dad3dnet import loss_config
 from jaxhead.models.dad3dnet import model_config
@@ -28,40 +29,21 @@ from jaxhead.training.optimizer import optim_config
 VARIANTS = ("synthetic", "dad3dheads", "paper", "cpu", "smoke")
 
 
-def _base() -> ml_collections.ConfigDict:
+def _base(loss_variant: str) -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0
     config.model = model_config()
-    config.loss = loss_config("official")
+    config.loss = loss_config(loss_variant)
     config.flame = flame_config()
     config.data = dad3dnet_data_config()
     config.data.batch_size = 64
     config.optim = optim_config(
         learning_rate=1e-4, schedule="plateau", plateau_factor=0.5, plateau_patience=8, plateau_min_lr=1e-6
     )
-    config.train = ml_collections.ConfigDict(
-        dict(
-            num_epochs=100,
-            num_steps=0,
-            log_every=50,
-            eval_every_steps=0,  # once per epoch, as the official code
-            checkpoint_every=1000,
-            keep_checkpoints=3,
-            early_stopping_patience=10,
-            compute_dtype="float32",
-            matmul_precision="default",
-        )
-    )
-    config.eval = ml_collections.ConfigDict(
-        dict(split="test", batch_size=64, max_batches=0, num_pictures=16, baseline_batches=8)
-    )
+    config.train = train_config(num_epochs=100, early_stopping_patience=10)
+    config.eval = eval_config(batch_size=64)
+    shared_img_size(config, config.model.img_size, "model", "loss", "data")
     return config
-
-
-def _set_img_size(config: ml_collections.ConfigDict, size: int) -> None:
-    config.model.img_size = size
-    config.loss.img_size = size
-    config.data.img_size = size
 
 
 def _cpu(config: ml_collections.ConfigDict) -> None:
@@ -69,7 +51,7 @@ def _cpu(config: ml_collections.ConfigDict) -> None:
     ResNet-50 with one bottleneck per stage, BiFPN and heads at 64 channels, batch 32, Adam
     3e-4 with the plateau schedule, a fixed number of steps on the `small` synthetic build."""
     config.data.builder_config = "small"
-    _set_img_size(config, 128)
+    config.model.img_size = 128  # also config.loss's and config.data's: one FieldReference
     config.model.width_multiplier = 0.25
     config.model.stage_depths = (1, 1, 1, 1)
     config.model.num_filters = 64
@@ -88,7 +70,7 @@ def _cpu(config: ml_collections.ConfigDict) -> None:
 
 def _smoke(config: ml_collections.ConfigDict) -> None:
     config.data.builder_config = "tiny"
-    _set_img_size(config, 64)
+    config.model.img_size = 64
     config.model.width_multiplier = 0.125
     config.model.stage_depths = (1, 1, 1, 1)
     config.model.num_filters = 16
@@ -109,7 +91,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     variant = arg or "synthetic"
     if variant not in VARIANTS:
         raise ValueError(f"unknown DAD-3DNet config variant {variant!r}; choose one of {VARIANTS}")
-    config = _base()
+    config = _base("paper" if variant == "paper" else "official")
     if variant == "dad3dheads":
         config.data.dataset = "dad3dheads"
         config.data.builder_config = ""
@@ -117,8 +99,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.eval.batch_size = 256
         config.eval.split = "val"  # the test split's annotations are held by the authors
         config.train.num_epochs = 500
-    elif variant == "paper":
-        config.loss = loss_config("paper")
+    elif variant == "paper":  # with the paper's loss (`_base`)
         config.model.fusion = "inception"
     elif variant == "cpu":
         _cpu(config)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from configs.common import eval_config, shared_img_size, train_config
 from data_pipelines.config import trg_data_config
 from jaxhead.losses.trg import loss_config
 from jaxhead.models.trg import model_config
@@ -32,27 +33,9 @@ def _base() -> ml_collections.ConfigDict:
     config.data.batch_size = 128
     # Paper/official: Adam 1e-4, StepLR(step 20 epochs, gamma 0.1), 30 epochs.
     config.optim = optim_config(learning_rate=1e-4, schedule="step", step_epochs=(20,), step_factor=0.1)
-    config.train = ml_collections.ConfigDict(
-        dict(
-            num_epochs=30,
-            num_steps=0,  # > 0 overrides num_epochs.
-            log_every=50,
-            eval_every_steps=0,  # 0: once per epoch, as the official code.
-            checkpoint_every=1000,
-            keep_checkpoints=3,
-            compute_dtype="float32",  # or "bfloat16" (f32 parameters and optimizer state).
-            matmul_precision="default",
-        )
-    )
-    config.eval = ml_collections.ConfigDict(
-        dict(
-            split="test",
-            batch_size=128,
-            max_batches=0,  # 0: the whole test split at every periodic evaluation.
-            num_pictures=16,
-            baseline_batches=8,  # training batches that fit the mean-prediction baseline
-        )
-    )
+    config.train = train_config(num_epochs=30)
+    config.eval = eval_config(batch_size=128)
+    shared_img_size(config, config.model.img_size, "model", "data")
     return config
 
 
@@ -62,8 +45,7 @@ def _cpu(config: ml_collections.ConfigDict) -> None:
     ResNet18, 128-channel deconvolutions and a 256-wide regressor, no dropout, batch 32, Adam 5e-4
     for a fixed number of steps with one step decay, on the `small` synthetic build (2k images)."""
     config.data.builder_config = "small"
-    config.data.img_size = 128
-    config.model.img_size = 128
+    config.model.img_size = 128  # also config.data's: one FieldReference
     config.model.width_multiplier = 0.25
     config.model.deconv_channels = 128
     config.model.regressor_hidden = 256
@@ -82,7 +64,6 @@ def _cpu(config: ml_collections.ConfigDict) -> None:
 
 def _smoke(config: ml_collections.ConfigDict) -> None:
     config.data.builder_config = "tiny"
-    config.data.img_size = 64
     config.model.img_size = 64
     config.model.width_multiplier = 0.125
     config.data.batch_size = 8

@@ -1,0 +1,41 @@
+"""Configs that cannot drift: one command-line override of `img_size` reaches every consumer,
+whichever block it is given on, for every variant of both models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from absl import flags
+from ml_collections import config_flags
+
+REPO = Path(__file__).resolve().parents[2]
+CONSUMERS = {"trg": ("model", "data"), "dad3dnet": ("model", "loss", "data")}
+
+
+def _parse(config_arg: str, *overrides: str):
+    argv = ["prog", f"--config={REPO / 'configs' / config_arg}", *overrides]
+    fv = flags.FlagValues()
+    # sys_argv: config_flags defines an override flag for each override it finds there.
+    config_flags.DEFINE_config_file("config", None, "config", flag_values=fv, lock_config=True, sys_argv=argv)
+    fv(argv)
+    return fv.config
+
+
+@pytest.mark.parametrize("model", sorted(CONSUMERS))
+def test_one_img_size_override_reaches_every_consumer(model: str) -> None:
+    import importlib
+
+    variants = importlib.import_module(f"configs.{model}").VARIANTS
+    for variant in variants:
+        for block in CONSUMERS[model]:
+            config = _parse(f"{model}.py:{variant}", f"--config.{block}.img_size=160")
+            assert {b: config[b].img_size for b in CONSUMERS[model]} == dict.fromkeys(CONSUMERS[model], 160), (
+                variant, block)
+
+
+def test_variants_keep_their_sizes_consistent() -> None:
+    config = _parse("dad3dnet.py:cpu")
+    assert config.model.img_size == config.loss.img_size == config.data.img_size == 128
+    config = _parse("trg.py:smoke")
+    assert config.model.img_size == config.data.img_size == 64
