@@ -20,6 +20,7 @@ from typing import Any
 
 import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 
@@ -71,6 +72,21 @@ def config_to_json(config: ml_collections.ConfigDict) -> dict[str, Any]:
     return json.loads(config.to_json_best_effort())
 
 
+class NonFiniteStateError(ValueError):
+    """A model state holds NaN or inf."""
+
+
+def check_finite(state: Any, what: str) -> None:
+    """Raises NonFiniteStateError naming the first array of `state` with a NaN or inf."""
+    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+        x = np.asarray(leaf)
+        if np.issubdtype(x.dtype, np.inexact) and not np.all(np.isfinite(x)):
+            name = "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+            raise NonFiniteStateError(
+                f"{what}: the model's {name} holds {int(np.sum(~np.isfinite(x)))} non-finite values of {x.size}"
+            )
+
+
 def save(
     manager: ocp.CheckpointManager,
     step: int,
@@ -82,9 +98,14 @@ def save(
     trainer_state: dict[str, Any] | None = None,
     metrics: dict[str, float] | None = None,
 ) -> None:
-    """Saves one step synchronously. `data_state` is the grain iterator's `get_state()`."""
+    """Saves one step synchronously. `data_state` is the grain iterator's `get_state()`.
+
+    Raises NonFiniteStateError (and writes nothing) when the model holds a non-finite value.
+    """
+    model_state = nnx.state(model, SAVED_STATE).to_pure_dict()
+    check_finite(model_state, f"refusing to save step {step}")
     items: dict[str, Any] = {
-        "model": ocp.args.StandardSave(nnx.state(model, SAVED_STATE).to_pure_dict()),
+        "model": ocp.args.StandardSave(model_state),
         "config": ocp.args.JsonSave(config_to_json(config)),
     }
     if opt_state is not None:
@@ -134,6 +155,7 @@ def restore_model_state(
     if shardings is not None:
         target = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), target, shardings)
     restored = manager.restore(step, args=ocp.args.Composite(model=ocp.args.StandardRestore(target)))["model"]
+    check_finite(restored, f"checkpoint step {step} of {manager.directory} is unusable")
     nnx.replace_by_pure_dict(state, restored)
     nnx.update(model, state)
 

@@ -8,6 +8,7 @@ follow the paper's protocol (trg.md §10).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import jax
@@ -59,11 +60,13 @@ def evaluate(
     if "train" in data_info.num_examples:
         # The mean-prediction baseline comes from the training split of the evaluated dataset;
         # without one (e.g. BIWI) it is the task's prior (the model's initial pose and face).
-        task.fit_baseline(itertools.islice(train_data.eval_batches(config, local_bs, transform, split="train"), 8))
-    result = evaluate_split(
-        eval_step, params, rest, train_data.eval_batches(config, local_bs, transform, split=split), task, mesh, local_bs,
-        keep_first=config.eval.num_pictures, with_baseline=True,
-    )
+        with train_data.eval_batches(config, local_bs, transform, split="train") as batches:
+            task.fit_baseline(itertools.islice(batches, 8))
+    with train_data.eval_batches(config, local_bs, transform, split=split) as batches:
+        result = evaluate_split(
+            eval_step, params, rest, batches, task, mesh, local_bs,
+            keep_first=config.eval.num_pictures, with_baseline=True,
+        )
     name = f"{config.data.dataset}_{split}"
     if jax.process_index() == 0:
         md, _ = write_eval_report(workdir / "eval", name, result, config)
@@ -90,10 +93,13 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     f = flags.FLAGS
     jax.config.update("jax_default_matmul_precision", "highest")
-    evaluate(
-        f.workdir, dataset=f.dataset, split=f.split, data_dir=f.data_dir, builder_config=f.builder_config,
-        batch_size=f.batch_size, step=f.step,
-    )
+    try:
+        evaluate(
+            f.workdir, dataset=f.dataset, split=f.split, data_dir=f.data_dir, builder_config=f.builder_config,
+            batch_size=f.batch_size, step=f.step,
+        )
+    except (FileNotFoundError, checkpoint.NonFiniteStateError) as e:
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

@@ -167,7 +167,7 @@ def main(argv: list[str]) -> None:
     FLAGS = flags.FLAGS
     try:
         predict(FLAGS.workdir, argv[1:], FLAGS.out, box=FLAGS.box, focal=FLAGS.focal, K=FLAGS.K, step=FLAGS.step)
-    except (UsageError, FileNotFoundError) as e:
+    except (UsageError, FileNotFoundError, checkpoint.NonFiniteStateError) as e:
         sys.exit(f"error: {e}")
 
 

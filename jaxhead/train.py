@@ -10,6 +10,7 @@ the parameters and optimizer state are replicated.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import time
@@ -52,13 +53,41 @@ class EarlyStopping:
         return self.patience > 0 and self.num_bad >= self.patience
 
 
-def _check_finite(step: int, metrics: dict[str, np.ndarray]) -> None:
-    if not bool(metrics["finite"]):
-        terms = ", ".join(f"{k}={float(v):.6g}" for k, v in metrics.items() if k.startswith("loss"))
-        raise NonFiniteError(
-            f"non-finite loss or gradient at step {step} ({terms}, grad_norm={float(metrics['grad_norm']):.6g}); "
-            "stopping without writing a checkpoint. Try a lower learning rate or --config.optim.grad_clip_norm."
-        )
+class MetricWindow:
+    """The train metrics since the last log, kept on the device: the loop never waits for a step.
+
+    `check` fetches them (one transfer) at a log, evaluation or checkpoint boundary and raises
+    NonFiniteError naming the first step whose guard fired (the step left the state unchanged).
+    """
+
+    def __init__(self, first_step: int):
+        self.first_step, self.steps = first_step, []
+        self.t0 = time.perf_counter()
+
+    def add(self, metrics: dict[str, jax.Array]) -> None:
+        self.steps.append(metrics)
+
+    def check(self) -> list[dict[str, np.ndarray]]:
+        fetched = jax.device_get(self.steps)
+        for offset, m in enumerate(fetched):
+            if not bool(m["finite"]):
+                terms = ", ".join(f"{k}={float(v):.6g}" for k, v in m.items() if k.startswith("loss"))
+                raise NonFiniteError(
+                    f"non-finite loss, gradient or updated parameters at step {self.first_step + offset} ({terms}, "
+                    f"grad_norm={float(m['grad_norm']):.6g}); the step was not applied. Stopping without writing "
+                    "a checkpoint. Try a lower learning rate or --config.optim.grad_clip_norm."
+                )
+        return fetched
+
+    def summary(self, batch_size: int) -> dict[str, float]:
+        """Mean of each metric, and images/s since the last summary; starts a new window."""
+        fetched = self.check()
+        elapsed = time.perf_counter() - self.t0
+        scalars = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0] if k != "finite"}
+        scalars["images_per_s"] = len(fetched) * batch_size / elapsed
+        self.first_step += len(fetched)
+        self.steps, self.t0 = [], time.perf_counter()
+        return scalars
 
 
 def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, float]:
@@ -93,83 +122,92 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, f
     manager = checkpoint.make_manager(
         workdir, keep_last=config.train.keep_checkpoints, best_metric=task.best_metric, best_mode=task.best_mode
     )
-    train_iter = iter(train_data.train_batches(config, local_bs, transform))
-    start_step = manager.latest_step() or 0
-    stopper = EarlyStopping(config.train.get("early_stopping_patience", 0), task.best_mode)
-    if start_step:
-        checkpoint.restore_model_state(manager, start_step, model)
-        _, params, rest = split_model(model)
-        opt_state, data_state, trainer_state = checkpoint.restore_training_state(manager, start_step, opt_state)
-        train_iter.set_state(data_state)
-        if plateau is not None:
-            plateau.load_state_dict(trainer_state["plateau"])
-        stopper.__dict__.update(trainer_state.get("early_stopping") or {})
-        logging.info("resumed from step %d of %s", start_step, workdir)
-    (workdir / "config.json").write_text(json.dumps(checkpoint.config_to_json(config), indent=2))
-
-    params, rest, opt_state = sharding.replicate((params, rest, opt_state), mesh)
-    train_step = make_train_step(train_graphdef, task, tx, mesh, config.train.compute_dtype)
-    eval_step = make_eval_step(eval_graphdef, task, mesh)
-    base_key = jax.random.key(config.seed)
-    logger = MetricLogger(workdir, start_step)
-
-    def run_eval(step: int, *, final: bool) -> dict:
-        result = evaluate_split(
-            eval_step, params, rest, train_data.eval_batches(config, local_eval_bs, transform), task, mesh, local_eval_bs,
-            max_batches=None if final else config.eval.max_batches or None,
-            keep_first=config.eval.num_pictures if final else 0, with_baseline=final,
-        )
-        logger.write(step, config.eval.split, result["summary"])
-        return result
-
-    def save(step: int, metrics: dict[str, float] | None) -> None:
-        checkpoint.save(
-            manager, step, model=nnx.merge(train_graphdef, params, rest), config=config, opt_state=opt_state,
-            data_state=train_iter.get_state(), metrics=metrics,
-            trainer_state={"plateau": plateau.state_dict() if plateau else None, "early_stopping": vars(stopper)},
-        )
-
-    bar = progress_bar(total_steps, start_step, desc=f"train {config.model.name}")
-    window: list[dict[str, np.ndarray]] = []
-    t_window = time.perf_counter()
-    for step in range(start_step + 1, total_steps + 1):
-        batch = sharding.shard_batch(next(train_iter), mesh)
-        params, rest, opt_state, metrics = train_step(params, rest, opt_state, batch, jax.random.fold_in(base_key, step))
-        metrics = jax.device_get(metrics)
-        _check_finite(step, metrics)
-        window.append(metrics)
-        bar.update(1)
-        bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", lr=f"{current_learning_rate(opt_state):.2e}")
-
-        if step % config.train.log_every == 0 or step == total_steps:
-            elapsed = time.perf_counter() - t_window
-            scalars = {k: np.mean([m[k] for m in window]) for k in window[0] if k != "finite"}
-            scalars.update(lr=current_learning_rate(opt_state), images_per_s=len(window) * config.data.batch_size / elapsed)
-            logger.write(step, "train", scalars)
-            window, t_window = [], time.perf_counter()
-
-        eval_metrics = None
-        if step % eval_every == 0 and step != total_steps:
-            eval_metrics = run_eval(step, final=False)["summary"]
+    with contextlib.closing(iter(train_data.train_batches(config, local_bs, transform))) as train_iter:
+        start_step = manager.latest_step() or 0
+        stopper = EarlyStopping(config.train.get("early_stopping_patience", 0), task.best_mode)
+        if start_step:
+            checkpoint.restore_model_state(manager, start_step, model)
+            _, params, rest = split_model(model)
+            opt_state, data_state, trainer_state = checkpoint.restore_training_state(manager, start_step, opt_state)
+            train_iter.set_state(data_state)
             if plateau is not None:
-                opt_state = with_lr_scale(opt_state, plateau.step(eval_metrics[task.best_metric]))
-            if stopper.should_stop(eval_metrics[task.best_metric]):
-                logging.info("early stopping at step %d: no better %s for %d evaluations",
-                             step, task.best_metric, stopper.patience)
-                total_steps = step
-                break
-        if step % config.train.checkpoint_every == 0 and step != total_steps:
-            save(step, eval_metrics)
-    bar.close()
+                plateau.load_state_dict(trainer_state["plateau"])
+            stopper.__dict__.update(trainer_state.get("early_stopping") or {})
+            logging.info("resumed from step %d of %s", start_step, workdir)
+        (workdir / "config.json").write_text(json.dumps(checkpoint.config_to_json(config), indent=2))
 
-    # Final evaluation (with the mean-prediction baseline fitted on unaugmented training
-    # batches), checkpoint, report and pictures.
-    task.fit_baseline(
-        itertools.islice(train_data.eval_batches(config, local_eval_bs, transform, split="train"), config.eval.baseline_batches)
-    )
-    result = run_eval(total_steps, final=True)
-    if total_steps > start_step or manager.latest_step() != total_steps:
-        save(total_steps, result["summary"])
+        params, rest, opt_state = sharding.replicate((params, rest, opt_state), mesh)
+        train_step = make_train_step(train_graphdef, task, tx, mesh, config.train.compute_dtype)
+        eval_step = make_eval_step(eval_graphdef, task, mesh)
+        base_key = jax.random.key(config.seed)
+        logger = MetricLogger(workdir, start_step)
+
+        def run_eval(step: int, *, final: bool) -> dict:
+            with train_data.eval_batches(config, local_eval_bs, transform) as batches:
+                result = evaluate_split(
+                    eval_step, params, rest, batches, task, mesh, local_eval_bs,
+                    max_batches=None if final else config.eval.max_batches or None,
+                    keep_first=config.eval.num_pictures if final else 0, with_baseline=final,
+                )
+            logger.write(step, config.eval.split, result["summary"])
+            return result
+
+        def save(step: int, metrics: dict[str, float] | None, data_state: dict) -> None:
+            checkpoint.save(
+                manager, step, model=nnx.merge(train_graphdef, params, rest), config=config, opt_state=opt_state,
+                data_state=data_state, metrics=metrics,
+                trainer_state={"plateau": plateau.state_dict() if plateau else None, "early_stopping": vars(stopper)},
+            )
+
+        def fetch() -> tuple[dict[str, jax.Array], dict]:
+            """The next batch, already on its devices, and the iterator state just after it."""
+            return sharding.shard_batch(next(train_iter), mesh), train_iter.get_state()
+
+        bar = progress_bar(total_steps, start_step, desc=f"train {config.model.name}")
+        window = MetricWindow(start_step + 1)
+        data_state = train_iter.get_state()
+        if start_step < total_steps:
+            batch, data_state = fetch()
+        for step in range(start_step + 1, total_steps + 1):
+            params, rest, opt_state, metrics = train_step(params, rest, opt_state, batch, jax.random.fold_in(base_key, step))
+            window.add(metrics)
+            # Two batches in flight: the next one is read and sent while this step runs.
+            if step < total_steps:
+                next_batch, next_state = fetch()
+            bar.update(1)
+
+            if step % config.train.log_every == 0 or step == total_steps:
+                scalars = window.summary(config.data.batch_size)
+                scalars["lr"] = current_learning_rate(opt_state)
+                logger.write(step, "train", scalars)
+                bar.set_postfix(loss=f"{scalars['loss']:.4f}", lr=f"{scalars['lr']:.2e}")
+
+            eval_metrics = None
+            if step % eval_every == 0 and step != total_steps:
+                window.check()
+                eval_metrics = run_eval(step, final=False)["summary"]
+                if plateau is not None:
+                    opt_state = with_lr_scale(opt_state, plateau.step(eval_metrics[task.best_metric]))
+                if stopper.should_stop(eval_metrics[task.best_metric]):
+                    logging.info("early stopping at step %d: no better %s for %d evaluations",
+                                 step, task.best_metric, stopper.patience)
+                    total_steps = step
+                    break
+            if step % config.train.checkpoint_every == 0 and step != total_steps:
+                window.check()
+                save(step, eval_metrics, data_state)
+            if step < total_steps:
+                batch, data_state = next_batch, next_state
+        bar.close()
+        window.check()
+
+        # Final evaluation (with the mean-prediction baseline fitted on unaugmented training
+        # batches), checkpoint, report and pictures.
+        with train_data.eval_batches(config, local_eval_bs, transform, split="train") as batches:
+            task.fit_baseline(itertools.islice(batches, config.eval.baseline_batches))
+        result = run_eval(total_steps, final=True)
+        if total_steps > start_step or manager.latest_step() != total_steps:
+            save(total_steps, result["summary"], data_state)
     if jax.process_index() == 0:
         write_eval_report(workdir / "eval", config.eval.split, result, config)
         write_training_curves(workdir)

@@ -6,11 +6,13 @@ process reads its own shard of each split.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from typing import Any
+from typing import Any, Iterator
 
 import jax
 import ml_collections
+import numpy as np
 import tensorflow_datasets as tfds
 from jax.experimental import multihost_utils
 
@@ -64,13 +66,23 @@ def prepare(config: ml_collections.ConfigDict, splits: tuple[str, ...] | None = 
 
 
 def train_batches(config: ml_collections.ConfigDict, local_batch_size: int, transform: Transform) -> Any:
-    """The endless, shuffled, augmented training stream (a checkpointable grain dataset)."""
+    """The endless, shuffled, augmented training stream (a checkpointable grain dataset); close its
+    iterator when done (`contextlib.closing`) to stop the worker processes."""
     return make_dataset(config, "train", transform, train=True, batch_size=local_batch_size, seed=config.seed)
 
 
+@contextlib.contextmanager
 def eval_batches(
-    config: ml_collections.ConfigDict, local_batch_size: int, transform: Transform, split: str | None = None
-) -> Any:
-    """One unaugmented pass over `split` (default `config.eval.split`); the last batch may be smaller."""
+    config: ml_collections.ConfigDict,
+    local_batch_size: int,
+    transform: Transform,
+    split: str | None = None,
+) -> Iterator[Iterator[dict[str, np.ndarray]]]:
+    """One unaugmented pass over `split` (default `config.eval.split`); the last batch may be smaller. A context manager: on leaving it the pipeline's worker
+    processes stop and free their in-flight shared memory, even when the pass was cut short."""
     split = split or config.eval.split
-    return make_dataset(config, split, transform, train=False, batch_size=local_batch_size, seed=0, num_epochs=1)
+    it = iter(make_dataset(config, split, transform, train=False, batch_size=local_batch_size, seed=0, num_epochs=1))
+    try:
+        yield it
+    finally:
+        it.close()

@@ -37,6 +37,12 @@ def _cast_floats(tree: Any, dtype: jnp.dtype) -> Any:
     return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
 
 
+def all_finite(tree: Any) -> jax.Array:
+    """() bool: every floating-point leaf of `tree` is finite everywhere."""
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
 def make_train_step(
     graphdef: nnx.GraphDef,
     task: Task,
@@ -48,6 +54,8 @@ def make_train_step(
 
     With `compute_dtype="bfloat16"` the forward/backward pass runs on bf16 copies of
     the parameters and model inputs; the parameters and optimizer state stay f32.
+    `metrics["finite"]` is False for a step whose loss, gradient norm or updated parameters,
+    model state or optimizer state are not finite; such a step returns its inputs unchanged.
     """
     dtype = jnp.dtype(compute_dtype)
 
@@ -68,8 +76,11 @@ def make_train_step(
         updates, new_opt_state = tx.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
         metrics = {"loss": loss, "grad_norm": grad_norm, **{f"loss/{k}": v for k, v in terms.items()}}
-        metrics["finite"] = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-        return new_params, new_rest, new_opt_state, metrics
+        # The guard: a step whose loss, gradient or updated state is not finite changes nothing.
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & all_finite((new_params, new_rest, new_opt_state))
+        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
+        metrics["finite"] = finite
+        return keep(new_params, params), keep(new_rest, rest), keep(new_opt_state, opt_state), metrics
 
     rep, data = replicated(mesh), batch_sharded(mesh)
     return jax.jit(
