@@ -22,8 +22,12 @@ from jaxhead.models.trg import initial_pose
 from jaxhead.tasks import PhotoResult, register_task
 
 
-def _f32(tree: Any) -> Any:
-    return jax.tree.map(lambda x: x.astype(jnp.float32) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
+def _at_least_f32(tree: Any) -> Any:
+    """Lifts bf16 outputs to f32 for the loss; f64 (an x64 run) stays f64."""
+    return jax.tree.map(
+        lambda x: x.astype(jnp.promote_types(x.dtype, jnp.float32)) if jnp.issubdtype(x.dtype, jnp.floating) else x,
+        tree,
+    )
 
 
 def _project_to_rotation(M: np.ndarray) -> np.ndarray:
@@ -61,11 +65,11 @@ class TRGTask:
         return dict(init_face=t.init_face, init_pose=self.init_pose, subsample=t.subsample)
 
     def loss(self, model: nnx.Module, batch: dict[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
-        out = _f32(model(batch["img"], batch["K_crop"], batch["bbox_info"]))
+        out = _at_least_f32(model(batch["img"], batch["K_crop"], batch["bbox_info"]))
         return trg_loss(out, batch, self.config.loss, kpt_ind=self.kpt_ind, triangles=self.triangles)
 
     def predict(self, model: nnx.Module, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        out = _f32(model(batch["img"], batch["K_crop"], batch["bbox_info"]))
+        out = _at_least_f32(model(batch["img"], batch["K_crop"], batch["bbox_info"]))
         last = out["output"][-1]
         preds = dict(R=last["R"], t=last["t"], face_world=last["pred_face_world"], face_cam=last["pred_face_cam"])
         if "pred_lmk68" in out:
