@@ -211,3 +211,15 @@ def read_dad3dnet_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
     if not isinstance(obj, Mapping):
         raise ValueError(f"{path}: expected a state dict or a Lightning checkpoint, got {type(obj).__name__}")
     return _tensor_dict(obj, str(path))
+
+
+OFFICIAL_CONFIG = ("configs.dad3dnet", "dad3dheads")
+to_state_dict = dad3dnet_to_state_dict
+from_state_dict = dad3dnet_from_state_dict
+
+
+def import_official(path: Path, config: ml_collections.ConfigDict, *, trg_assets: str | None) -> DAD3DNet:
+    """The released TorchScript `.trcd`, a Lightning `.ckpt`, or a plain state dict at `path`."""
+    if trg_assets:
+        raise ValueError("--trg_assets is for TRG only; DAD-3DNet checkpoints hold every tensor")
+    return dad3dnet_from_state_dict(read_dad3dnet_checkpoint(path), config.model)

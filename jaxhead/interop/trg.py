@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import jax.numpy as jnp
@@ -30,8 +31,8 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from data_pipelines.trg_release import ARKIT_SUBSAMPLE
-from jaxhead.interop.state_dict_io import checked_state_dict, list_keys
+from data_pipelines.trg_release import ARKIT_SUBSAMPLE, load_arkit_topology
+from jaxhead.interop.state_dict_io import checked_state_dict, list_keys, read_state_dict
 from jaxhead.models.trg import TRG
 
 logger = logging.getLogger(__name__)
@@ -198,4 +199,24 @@ def load_torchvision_resnet18(model: TRG, state_dict: Mapping[str, Any]) -> TRG:
                 f"{key}: shape {list(sd[key].shape)} does not fit the trunk (width_multiplier != 1?)"
             )
         var[...] = jnp.asarray(value, var[...].dtype)
+    return model
+
+
+OFFICIAL_CONFIG = ("configs.trg", "arkitface")
+to_state_dict = trg_to_state_dict
+from_state_dict = trg_from_state_dict
+
+
+def import_official(path: Path, config: ml_collections.ConfigDict, *, trg_assets: str | None) -> TRG:
+    """The official state dict at `path`, with the ARKit subsample ids of a TRG-Release checkout
+    (`trg_assets`); points `config.data.trg_assets_dir` at it."""
+    if not trg_assets:
+        raise ValueError(
+            "--trg_assets is required for TRG: the official state dict does not hold the 305 subsampled "
+            "vertex ids; point it at a TRG-Release checkout (with data/arkit_subsample.pkl)"
+        )
+    topology = load_arkit_topology(trg_assets)
+    model = trg_from_state_dict(read_state_dict(path), config.model, subsample=topology["subsample"])
+    if "data" in config and "trg_assets_dir" in config.data:
+        config.data.trg_assets_dir = str(Path(trg_assets).absolute())
     return model
