@@ -7,6 +7,7 @@ Deterministic for a given seed; the iterator of `make_dataset(...)` (an IterData
 
 from __future__ import annotations
 
+import atexit
 from typing import Any, Callable
 
 import grain
@@ -17,6 +18,9 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from data_pipelines.build import default_data_dir
+
+# grain's internal module: the consumer side of its shared-memory batches (no public handle).
+from grain._src.python.ipc.shared_memory_array import SharedMemoryArray
 
 
 class _Augment(grain.transforms.RandomMap):
@@ -33,6 +37,18 @@ class _Plain(grain.transforms.Map):
 
     def map(self, element: dict) -> dict:
         return self.fn(element, None)
+
+
+@atexit.register
+def _finish_shared_memory_unlinks() -> None:
+    """With worker processes, grain unlinks each consumed batch's shared memory on a background
+    thread pool. Blocks still queued there at exit would be reported as leaked (and removed) by
+    Python's resource tracker, so further unlinks run inline and the queue is drained first."""
+    pool = SharedMemoryArray._del_thread_pool
+    if pool is not None:
+        SharedMemoryArray._del_thread_pool = None
+        pool.close()
+        pool.join()
 
 
 def source(name: str, builder_config: str | None, split: str, data_dir: str) -> Any:
