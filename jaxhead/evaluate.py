@@ -20,7 +20,7 @@ from jaxhead import checkpoint
 from jaxhead.tasks import make_task
 from jaxhead.training import data as train_data
 from jaxhead.training import sharding
-from jaxhead.training.evaluation import evaluate_split
+from jaxhead.training.evaluation import evaluate_split, global_rows
 from jaxhead.training.steps import make_eval_step, split_model
 from jaxhead.training.summary import write_eval_report
 
@@ -67,7 +67,8 @@ def evaluate(
     if "train" in data_info.num_examples:
         # The mean-prediction baseline comes from the training split of the evaluated dataset;
         # without one (e.g. BIWI) it is the task's prior (the model's initial pose and face).
-        task.fit_baseline(itertools.islice(train_data.eval_batches(config, local_bs, split="train"), 8))
+        baseline_batches = itertools.islice(train_data.eval_batches(config, local_bs, split="train"), 8)
+        task.fit_baseline(global_rows(baseline_batches, local_bs))
     result = evaluate_split(
         eval_step, params, rest, train_data.eval_batches(config, local_bs, split=split), task, mesh, local_bs,
         keep_first=config.eval.num_pictures, with_baseline=True,
