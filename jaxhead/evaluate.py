@@ -21,7 +21,7 @@ from jaxhead import checkpoint
 from jaxhead.tasks import make_task
 from jaxhead.training import data as train_data
 from jaxhead.training import sharding
-from jaxhead.training.evaluation import evaluate_split
+from jaxhead.training.evaluation import evaluate_split, global_rows
 from jaxhead.training.steps import make_eval_step, split_model
 from jaxhead.training.summary import write_eval_report
 
@@ -61,7 +61,7 @@ def evaluate(
         # The mean-prediction baseline comes from the training split of the evaluated dataset;
         # without one (e.g. BIWI) it is the task's prior (the model's initial pose and face).
         with train_data.eval_batches(config, local_bs, transform, split="train") as batches:
-            task.fit_baseline(itertools.islice(batches, 8))
+            task.fit_baseline(global_rows(itertools.islice(batches, 8), local_bs))
     with train_data.eval_batches(config, local_bs, transform, split=split) as batches:
         result = evaluate_split(
             eval_step, params, rest, batches, task, mesh, local_bs,

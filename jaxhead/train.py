@@ -28,7 +28,7 @@ from jaxhead.models import build_model
 from jaxhead.tasks import make_task
 from jaxhead.training import data as train_data
 from jaxhead.training import sharding
-from jaxhead.training.evaluation import evaluate_split
+from jaxhead.training.evaluation import evaluate_split, global_rows
 from jaxhead.training.metric_log import MetricLogger, progress_bar
 from jaxhead.training.optimizer import current_learning_rate, make_optimizer, make_plateau, with_lr_scale
 from jaxhead.training.steps import make_eval_step, make_train_step, split_model
@@ -204,7 +204,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, f
         # Final evaluation (with the mean-prediction baseline fitted on unaugmented training
         # batches), checkpoint, report and pictures.
         with train_data.eval_batches(config, local_eval_bs, transform, split="train") as batches:
-            task.fit_baseline(itertools.islice(batches, config.eval.baseline_batches))
+            task.fit_baseline(global_rows(itertools.islice(batches, config.eval.baseline_batches), local_eval_bs))
         result = run_eval(total_steps, final=True)
         if total_steps > start_step or manager.latest_step() != total_steps:
             save(total_steps, result["summary"], data_state)

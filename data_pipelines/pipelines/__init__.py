@@ -1,8 +1,14 @@
-"""grain input pipelines: TFDS array_record source -> shard by process -> shuffle -> repeat ->
-random_map (the model's preprocessing) -> batch, with worker processes.
+"""grain input pipelines: TFDS array_record source -> shuffle -> repeat -> random_map (the model's
+preprocessing) -> batch -> this process's batches, with worker processes.
 
 Deterministic for a given seed; the iterator of `make_dataset(...)` (an IterDataset) has
 `get_state()` / `set_state()` for exact resume.
+
+Multi-process layout: with P processes and a local batch of L rows, the global batch k is
+the k-th run of P*L examples of the one shuffled, augmented stream, and process p reads rows
+[p*L, (p+1)*L) of it (the rows its devices hold, as `jax.devices()` lists them process by
+process). Global batches therefore do not depend on the process count, and a multi-host run
+trains on exactly the batches of a single-host one.
 """
 
 from __future__ import annotations
@@ -62,6 +68,20 @@ def source(name: str, builder_config: str | None, split: str, data_dir: str) -> 
     return sources[split]
 
 
+def process_batches(batches: grain.MapDataset, *, train: bool) -> grain.MapDataset:
+    """This process's local batches: every P-th batch of `batches`, starting at its index.
+
+    Training keeps whole global batches only. An evaluation pass ends with a partial global
+    batch, so a process may get a smaller last batch or none; the evaluation loop pads for that.
+    """
+    num = jax.process_count()
+    if num == 1:
+        return batches
+    if train:
+        batches = batches[: len(batches) // num * num]
+    return batches[jax.process_index() :: num]
+
+
 def make_dataset(
     config: ml_collections.ConfigDict,
     split: str,
@@ -88,7 +108,6 @@ def make_dataset(
     parts = []
     for name, builder_config in names:
         ds = grain.MapDataset.source(source(name, builder_config, split, root))
-        ds = ds[jax.process_index() :: jax.process_count()]
         if train:
             ds = ds.seed(seed).shuffle().repeat(num_epochs).random_map(_Augment(transform))
         elif data.get("val_jitter", False):
@@ -101,7 +120,7 @@ def make_dataset(
         ds = grain.MapDataset.mix(parts, weights=[s / sum(sizes) for s in sizes])
     else:
         ds = parts[0]
-    ds = ds.batch(batch_size, drop_remainder=train)
+    ds = process_batches(ds.batch(batch_size, drop_remainder=train), train=train)
     it = ds.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=4))
     if data.num_workers > 0:
         if not flags.FLAGS.is_parsed():  # grain's workers read absl flags; a library caller has none

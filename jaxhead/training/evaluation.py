@@ -1,12 +1,15 @@
 """Evaluation over a whole split, shared by training (periodic) and `jaxhead.evaluate`.
 
-The last batch of a split is padded to the full batch size (the mesh needs equal
-shards) and the padded rows are dropped again, so every example is scored once.
+Every process runs every jitted eval step, so all of them step through the split in lock
+step: batches are padded to the full local batch size, a process that has run out repeats
+its last batch with no real rows, and only the real rows are scored, once each, in the
+order of the global batches (the order a single process sees).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+import itertools
+from typing import Any, Callable, Iterable, Iterator
 
 import jax
 import numpy as np
@@ -24,6 +27,69 @@ def pad_batch(batch: dict[str, np.ndarray], size: int) -> tuple[dict[str, np.nda
         return batch, n
     pad = lambda x: np.concatenate([x, np.repeat(x[-1:], size - n, axis=0)], axis=0)  # noqa: E731
     return {k: pad(np.asarray(v)) for k, v in batch.items()}, n
+
+
+def lockstep_batches(
+    batches: Iterable[dict[str, np.ndarray]], batch_size: int
+) -> Iterator[tuple[dict[str, np.ndarray], int]]:
+    """(batch padded to `batch_size` rows, its real rows) until every process has run out.
+
+    A process that runs out before the others yields its last batch again with 0 real rows.
+    Raises (on every process alike, so none waits for the others) when a process has no
+    example at all.
+    """
+    it = iter(batches)
+    last = None
+    while True:
+        batch = next(it, None)
+        if jax.process_count() == 1:
+            if batch is None:
+                return
+            yield pad_batch(batch, batch_size)
+            continue
+        has = [batch is not None, batch is not None or last is not None]
+        status = multihost_utils.process_allgather(np.asarray(has))  # (processes, 2)
+        if not status[:, 0].any():
+            return
+        if not status[:, 1].all():
+            raise ValueError(
+                f"processes {np.flatnonzero(~status[:, 1]).tolist()} got no example of the split: it has fewer "
+                f"rows than the global batch needs to give every process one; lower the evaluation batch size"
+            )
+        if batch is None:
+            yield last, 0
+        else:
+            last, n = pad_batch(batch, batch_size)
+            yield last, n
+
+
+def _allgather_rows(values: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-batch padded rows of every process -> the real rows, in global batch order.
+
+    Args:
+      values: each (num_batches, batch_size, ...), any dtype (gathered as raw bytes, so
+        float64 stays float64 without jax_enable_x64).
+      mask: (num_batches, batch_size) bool, True on real rows.
+    """
+    if jax.process_count() > 1:
+        raw = {k: np.ascontiguousarray(v).reshape(v.shape[:2] + (-1,)).view(np.uint8) for k, v in values.items()}
+        raw, mask = multihost_utils.process_allgather((raw, mask))  # (processes, num_batches, batch_size, ...)
+        values = {
+            k: np.swapaxes(raw[k].view(v.dtype).reshape(raw[k].shape[:3] + v.shape[2:]), 0, 1)
+            for k, v in values.items()
+        }
+        mask = np.swapaxes(mask, 0, 1)
+    return {k: v[mask] for k, v in values.items()}
+
+
+def global_rows(
+    batches: Iterable[dict[str, np.ndarray]], batch_size: int
+) -> Iterator[dict[str, np.ndarray]]:
+    """The numeric rows of every process's batches, one global batch at a time (e.g. to fit
+    the baseline on the same examples whatever the process count)."""
+    for padded, n in lockstep_batches(batches, batch_size):
+        numeric = {k: np.asarray(v)[None] for k, v in padded.items() if np.asarray(v).dtype.kind not in "OSU"}
+        yield _allgather_rows(numeric, (np.arange(batch_size) < n)[None])
 
 
 def to_host(tree: Any, mesh: Mesh) -> Any:
@@ -50,8 +116,10 @@ def evaluate_split(
     """Scores predictions (and optionally the mean-prediction baseline) over `batches`.
 
     Args:
+      batches: this process's batches (`jaxhead.training.data.eval_batches`).
       batch_size: this process's batch size (the padding target).
-      keep_first: how many examples (batch + predictions) to keep for drawing.
+      max_batches: at most this many global batches.
+      keep_first: how many examples (batch + predictions) of process 0 to keep for drawing.
 
     Returns:
       {"summary": {...}, "per_sample": {...}, "baseline": {...} (if asked),
@@ -59,33 +127,30 @@ def evaluate_split(
     """
     per_sample: dict[str, list[np.ndarray]] = {}
     base_per_sample: dict[str, list[np.ndarray]] = {}
+    masks: list[np.ndarray] = []
     examples = None
-    for i, batch in enumerate(batches):
-        if max_batches is not None and i >= max_batches:
-            break
-        padded, n = pad_batch(batch, batch_size)
+    for padded, n in itertools.islice(lockstep_batches(batches, batch_size), max_batches):
         preds = to_host(eval_step(params, rest, shard_batch(padded, mesh)), mesh)
-        preds = jax.tree.map(lambda x: x[:n], preds)
-        host = {k: np.asarray(v)[:n] for k, v in batch.items()}
-        for k, v in task.evaluate(preds, host).items():
+        # Padded rows are scored too (every process keeps equal shapes) and dropped by the mask.
+        for k, v in task.evaluate(preds, padded).items():
             per_sample.setdefault(k, []).append(v)
         if with_baseline:
-            for k, v in task.evaluate(task.baseline(host), host).items():
+            for k, v in task.evaluate(task.baseline(padded), padded).items():
                 base_per_sample.setdefault(k, []).append(v)
-        if examples is None and keep_first:
+        masks.append(np.arange(batch_size) < n)
+        if examples is None and keep_first and n:
+            keep = min(keep_first, n)
             examples = (
-                {k: v[:keep_first] for k, v in host.items()},
-                jax.tree.map(lambda x: x[:keep_first], preds),
+                {k: np.asarray(v)[:keep] for k, v in padded.items()},
+                jax.tree.map(lambda x: x[:keep], preds),
             )
 
-    def gather(d: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
-        out = {k: np.concatenate(v) for k, v in d.items()}
-        if jax.process_count() > 1:
-            out = multihost_utils.process_allgather(out, tiled=True)
-        return out
-
-    if not per_sample:
+    if not masks:
         raise ValueError("the evaluation split yielded no examples")
+
+    def gather(d: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
+        return _allgather_rows({k: np.stack(v) for k, v in d.items()}, np.stack(masks))
+
     result: dict[str, Any] = {"per_sample": gather(per_sample), "examples": examples}
     result["summary"] = task.summarize(result["per_sample"])
     if with_baseline:

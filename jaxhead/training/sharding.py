@@ -12,12 +12,16 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 DATA_AXIS = "data"
 
 # Environment variables that announce a multi-process job to `jax.distributed`.
 _CLUSTER_HINTS = ("JAX_COORDINATOR_ADDRESS", "COORDINATOR_ADDRESS")
+# A job without a cluster manager JAX detects (Slurm, Open MPI, Cloud TPU) gives these with
+# JAX_COORDINATOR_ADDRESS ("host:port" of process 0).
+_NUM_PROCESSES, _PROCESS_ID = "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"
 
 
 def _multi_process_environment() -> bool:
@@ -29,10 +33,24 @@ def _multi_process_environment() -> bool:
     return "," in os.environ.get("TPU_WORKER_HOSTNAMES", "")
 
 
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
+
+
 def maybe_initialize_distributed() -> bool:
-    """Calls `jax.distributed.initialize()` when a multi-host environment is present."""
+    """Calls `jax.distributed.initialize()` when a multi-host environment is present.
+
+    JAX detects Slurm, Open MPI and Cloud TPU jobs itself; elsewhere set
+    JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID on every process.
+    """
     if _multi_process_environment() and not jax.distributed.is_initialized():
-        jax.distributed.initialize()
+        jax.distributed.initialize(num_processes=_env_int(_NUM_PROCESSES), process_id=_env_int(_PROCESS_ID))
         return True
     return False
 
@@ -75,4 +93,8 @@ def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
-    return jax.device_put(tree, replicated(mesh))
+    """The same host value on every device of the mesh (each process passes its identical copy)."""
+    if jax.process_count() == 1:
+        return jax.device_put(tree, replicated(mesh))
+    # device_put cannot target other processes' devices; this also carries PRNG key arrays.
+    return multihost_utils.host_local_array_to_global_array(tree, mesh, PartitionSpec())
