@@ -17,6 +17,7 @@ import platform
 import sys
 import time
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -78,6 +79,41 @@ def dad_batch(config, B: int, rng: np.random.Generator) -> tuple[dict, types.Sim
     return batch, types.SimpleNamespace(topology=None, flame_model=flame)
 
 
+def prepare(
+    model_name: str, variant: str | None, batch_size: int, dtype: str = "float32"
+) -> tuple[Callable[[], None], int, float]:
+    """Builds the jitted train step on a random batch and runs it once (the compile).
+
+    Returns (run, n_params, compile_s): `run()` does one more step and waits for it.
+    """
+    config = importlib.import_module(f"configs.{model_name}").get_config(variant)
+    rng = np.random.default_rng(0)
+    make = trg_batch if model_name == "trg" else dad_batch
+    batch, data_info = make(config, batch_size, rng)
+    batch = {k: np.asarray(v, np.float32) for k, v in batch.items()}
+    task = make_task(config, data_info=data_info)
+    mesh = sharding.data_mesh()
+    model = build_model(config, rngs=nnx.Rngs(0), **task.model_buffers())
+    model.train()
+    graphdef, params, rest = split_model(model)
+    n_params = sum(x.size for x in jax.tree.leaves(params))
+    tx = optax.adam(1e-4)
+    opt_state = tx.init(params)
+    state = list(sharding.replicate((params, rest, opt_state), mesh))
+    step = make_train_step(graphdef, task, tx, mesh, dtype)
+    gbatch = sharding.shard_batch(batch, mesh)
+    counter = [0]
+
+    def run() -> None:
+        state[0], state[1], state[2], m = step(*state, gbatch, jax.random.key(counter[0]))
+        counter[0] += 1
+        jax.block_until_ready(m)
+
+    t0 = time.perf_counter()
+    run()
+    return run, n_params, time.perf_counter() - t0
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=("trg", "dad3dnet"), required=True)
@@ -88,31 +124,11 @@ def main() -> None:
     p.add_argument("--write", action="store_true", help="record the result in RESULTS.md")
     args = p.parse_args()
 
-    config = importlib.import_module(f"configs.{args.model}").get_config(args.variant)
-    rng = np.random.default_rng(0)
-    make = trg_batch if args.model == "trg" else dad_batch
-    batch, data_info = make(config, args.batch, rng)
-    batch = {k: np.asarray(v, np.float32) for k, v in batch.items()}
-    task = make_task(config, data_info=data_info)
-    mesh = sharding.data_mesh()
-    model = build_model(config, rngs=nnx.Rngs(0), **task.model_buffers())
-    model.train()
-    graphdef, params, rest = split_model(model)
-    n_params = sum(x.size for x in jax.tree.leaves(params))
-    tx = optax.adam(1e-4)
-    opt_state = tx.init(params)
-    params, rest, opt_state = sharding.replicate((params, rest, opt_state), mesh)
-    step = make_train_step(graphdef, task, tx, mesh, args.dtype)
-    gbatch = sharding.shard_batch(batch, mesh)
-    t0 = time.perf_counter()
-    params, rest, opt_state, m = step(params, rest, opt_state, gbatch, jax.random.key(0))
-    jax.block_until_ready(m)
-    compile_s = time.perf_counter() - t0
+    run, n_params, compile_s = prepare(args.model, args.variant, args.batch, args.dtype)
     times = []
-    for i in range(args.steps):
+    for _ in range(args.steps):
         t0 = time.perf_counter()
-        params, rest, opt_state, m = step(params, rest, opt_state, gbatch, jax.random.key(i + 1))
-        jax.block_until_ready(m)
+        run()
         times.append(time.perf_counter() - t0)
     t = float(np.median(times))
     dev = jax.devices()[0]
