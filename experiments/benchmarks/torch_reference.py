@@ -326,11 +326,11 @@ def machine() -> str:
 
 
 def commit() -> str:
-    """The jaxhead commit measured, marked + when the tree has changes."""
+    """The jaxhead commit measured, marked + when the tree has changes (other than recorded results)."""
     def git(*a: str) -> str:
         return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True).stdout.strip()
 
-    return (git("rev-parse", "--short", "HEAD") or "?") + ("+" if git("status", "--porcelain", "--untracked-files=no") else "")
+    return (git("rev-parse", "--short", "HEAD") or "?") + ("+" if git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!*RESULTS.md") else "")
 
 
 def row(what: str, batch: int, dtype: str, official: float, ours: float) -> str:
