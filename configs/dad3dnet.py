@@ -50,6 +50,8 @@ def _base() -> ml_collections.ConfigDict:
             early_stopping_patience=10,
             compute_dtype="float32",
             matmul_precision="default",
+            # XLA CPU backend options, e.g. "--xla_cpu_use_onednn=true" (experiments/benchmarks/RESULTS.md).
+            xla_cpu_flags="",
         )
     )
     config.eval = ml_collections.ConfigDict(

@@ -42,6 +42,8 @@ def _base() -> ml_collections.ConfigDict:
             keep_checkpoints=3,
             compute_dtype="float32",  # or "bfloat16" (f32 parameters and optimizer state).
             matmul_precision="default",
+            # XLA CPU backend options, e.g. "--xla_cpu_use_onednn=true" (experiments/benchmarks/RESULTS.md).
+            xla_cpu_flags="",
         )
     )
     config.eval = ml_collections.ConfigDict(

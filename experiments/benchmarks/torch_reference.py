@@ -260,6 +260,8 @@ def compare_step(args: argparse.Namespace) -> str:
     t_off, t_ours = alternate(official, ours, args.rounds)
     px = {"trg": 192, "dad3dnet": 256}[args.model]
     what = f"{'TRG' if args.model == 'trg' else 'DAD-3DNet'} train step, {px} px"
+    if args.xla_cpu_flags:
+        what += f" ({args.xla_cpu_flags})"
     print(f"{what}: official {t_off:.3f} s, jaxhead {t_ours:.3f} s (torch threads {torch.get_num_threads()})")
     return row(what, args.batch, args.dtype, args.batch / t_off, args.batch / t_ours)
 
@@ -373,6 +375,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="torch device (jax uses its default)")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads on the CPU")
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--xla_cpu_flags", default="", help='XLA options for jaxhead, as config.train.xla_cpu_flags')
     p.add_argument("--write", action="store_true", help="record the rows in RESULTS.md")
     args = p.parse_args()
     if not args.model and not args.smplx:
@@ -382,6 +385,9 @@ def main() -> None:
     except ModuleNotFoundError as e:
         raise OfficialCodeMissing("skipped: the comparison needs torch; see experiments/benchmarks/README.md") from e
     torch.set_num_threads(args.threads)
+    from jaxhead.training.xla_flags import add_xla_flags
+
+    add_xla_flags(args.xla_cpu_flags)
     rows = ([compare_step(args)] if args.model else []) + (compare_lbs(args) if args.smplx else [])
     print(TABLE_HEAD + "\n".join(rows))
     if args.write:

@@ -32,6 +32,7 @@ from jaxhead.models import build_model  # noqa: E402
 from jaxhead.tasks import make_task  # noqa: E402
 from jaxhead.training import sharding  # noqa: E402
 from jaxhead.training.steps import make_train_step, split_model  # noqa: E402
+from jaxhead.training.xla_flags import add_xla_flags  # noqa: E402
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## Train step (train_bench.py)"
@@ -121,8 +122,10 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--xla_cpu_flags", default="", help="XLA options, as config.train.xla_cpu_flags")
     p.add_argument("--write", action="store_true", help="record the result in RESULTS.md")
     args = p.parse_args()
+    add_xla_flags(args.xla_cpu_flags)
 
     run, n_params, compile_s = prepare(args.model, args.variant, args.batch, args.dtype)
     times = []
