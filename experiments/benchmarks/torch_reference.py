@@ -42,8 +42,8 @@ from experiments.benchmarks.results_file import write_section  # noqa: E402
 
 SECTION = "## Side by side with the official PyTorch code (torch_reference.py)"
 TABLE_HEAD = (
-    "| what | batch | dtype | official img/s | jaxhead img/s | ratio | jaxhead commit | load avg | machine |\n"
-    "|---|---|---|---|---|---|---|---|---|\n"
+    "| what | batch | dtype | official img/s | jaxhead img/s | ratio | jaxhead commit | MFU | load avg | machine |\n"
+    "|---|---|---|---|---|---|---|---|---|---|\n"
 )
 
 
@@ -256,14 +256,16 @@ def compare_step(args: argparse.Namespace) -> str:
     root = _require(args.official_dir, marker, args.model)
     build = official_trg_step if args.model == "trg" else official_dad3dnet_step
     official = build(root, args.batch, args.device, args.dtype)
-    ours, _, _ = train_bench.prepare(args.model, None, args.batch, args.dtype)
-    t_off, t_ours = alternate(official, ours, args.rounds)
+    ours = train_bench.prepare(args.model, None, args.batch, args.dtype)
+    t_off, t_ours = alternate(official, ours.run, args.rounds)
     px = {"trg": 192, "dad3dnet": 256}[args.model]
     what = f"{'TRG' if args.model == 'trg' else 'DAD-3DNet'} train step, {px} px"
     if args.xla_cpu_flags:
         what += f" ({args.xla_cpu_flags})"
-    print(f"{what}: official {t_off:.3f} s, jaxhead {t_ours:.3f} s (torch threads {torch.get_num_threads()})")
-    return row(what, args.batch, args.dtype, args.batch / t_off, args.batch / t_ours)
+    # Model FLOP utilisation against the accelerator's dense bf16 peak; meaningless on a CPU.
+    mfu = f"{100 * ours.flops / t_ours / (1e12 * args.peak_tflops):.1f} %" if args.device != "cpu" else "-"
+    print(f"{what}: official {t_off:.3f} s, jaxhead {t_ours:.3f} s, {ours.flops / 1e9:.1f} GFLOP/step, MFU {mfu}")
+    return row(what, args.batch, args.dtype, args.batch / t_off, args.batch / t_ours, mfu)
 
 
 def compare_lbs(args: argparse.Namespace) -> list[str]:
@@ -314,7 +316,7 @@ def compare_lbs(args: argparse.Namespace) -> list[str]:
             lambda: [official() for _ in range(reps)], lambda: [ours() for _ in range(reps)], args.rounds, warmup=2
         )
         print(f"LBS B={B}: smplx {1e3 * t_off / reps:.2f} ms, jaxhead {1e3 * t_ours / reps:.2f} ms, max |diff| {err:.1e} m")
-        rows.append(row(f"FLAME LBS ({V} verts, {K} comps) vs smplx", B, "float32", B * reps / t_off, B * reps / t_ours))
+        rows.append(row(f"FLAME LBS ({V} verts, {K} comps) vs smplx", B, "float32", B * reps / t_off, B * reps / t_ours, "-"))
     return rows
 
 
@@ -335,11 +337,11 @@ def commit() -> str:
     return (git("rev-parse", "--short", "HEAD") or "?") + ("+" if git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!*RESULTS.md") else "")
 
 
-def row(what: str, batch: int, dtype: str, official: float, ours: float) -> str:
+def row(what: str, batch: int, dtype: str, official: float, ours: float, mfu: str) -> str:
     # The 1-minute load average: other jobs on the machine slow both sides, not always equally.
     return (
         f"| {what} | {batch} | {dtype} | {official:,.2f} | {ours:,.2f} | {ours / official:.2f}x | {commit()} "
-        f"| {os.getloadavg()[0]:.1f} | {machine()} |"
+        f"| {mfu} | {os.getloadavg()[0]:.1f} | {machine()} |"
     )
 
 
@@ -357,7 +359,7 @@ def record(rows: list[str]) -> None:
 
     def key(ln: str) -> tuple[str, ...]:
         c = [x.strip() for x in ln.split("|")]
-        return (c[1], c[2], c[3], c[7], c[9])
+        return (c[1], c[2], c[3], c[7], c[-2])
 
     new = {key(r) for r in rows}
     lines = [ln for ln in old if key(ln) not in new] + rows
@@ -375,6 +377,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="torch device (jax uses its default)")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads on the CPU")
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--peak_tflops", type=float, default=989.0, help="accelerator peak for MFU (H100/H200 dense bf16)")
     p.add_argument("--xla_cpu_flags", default="", help='XLA options for jaxhead, as config.train.xla_cpu_flags')
     p.add_argument("--write", action="store_true", help="record the rows in RESULTS.md")
     args = p.parse_args()

@@ -19,6 +19,7 @@ import time
 import types
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -80,13 +81,15 @@ def dad_batch(config, B: int, rng: np.random.Generator) -> tuple[dict, types.Sim
     return batch, types.SimpleNamespace(topology=None, flame_model=flame)
 
 
-def prepare(
-    model_name: str, variant: str | None, batch_size: int, dtype: str = "float32"
-) -> tuple[Callable[[], None], int, float]:
-    """Builds the jitted train step on a random batch and runs it once (the compile).
+class Prepared(NamedTuple):
+    run: Callable[[], None]  # one more step, waited for
+    n_params: int
+    compile_s: float
+    flops: float  # of one step, XLA's cost analysis
 
-    Returns (run, n_params, compile_s): `run()` does one more step and waits for it.
-    """
+
+def prepare(model_name: str, variant: str | None, batch_size: int, dtype: str = "float32") -> Prepared:
+    """Compiles the train step on a random batch and runs it once."""
     config = importlib.import_module(f"configs.{model_name}").get_config(variant)
     rng = np.random.default_rng(0)
     make = trg_batch if model_name == "trg" else dad_batch
@@ -105,14 +108,18 @@ def prepare(
     gbatch = sharding.shard_batch(batch, mesh)
     counter = [0]
 
+    t0 = time.perf_counter()
+    compiled = step.lower(*state, gbatch, jax.random.key(0)).compile()
+
     def run() -> None:
-        state[0], state[1], state[2], m = step(*state, gbatch, jax.random.key(counter[0]))
+        state[0], state[1], state[2], m = compiled(*state, gbatch, jax.random.key(counter[0]))
         counter[0] += 1
         jax.block_until_ready(m)
 
-    t0 = time.perf_counter()
     run()
-    return run, n_params, time.perf_counter() - t0
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return Prepared(run, n_params, time.perf_counter() - t0, float(cost.get("flops", 0.0)))
 
 
 def main() -> None:
@@ -127,7 +134,7 @@ def main() -> None:
     args = p.parse_args()
     add_xla_flags(args.xla_cpu_flags)
 
-    run, n_params, compile_s = prepare(args.model, args.variant, args.batch, args.dtype)
+    run, n_params, compile_s, _ = prepare(args.model, args.variant, args.batch, args.dtype)
     times = []
     for _ in range(args.steps):
         t0 = time.perf_counter()
