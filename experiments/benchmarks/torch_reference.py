@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import platform
 import statistics
@@ -329,6 +330,7 @@ def machine() -> str:
     return f"{where}, torch {torch.__version__} ({torch.get_num_threads()} threads), jax {jax.__version__}"
 
 
+@functools.cache
 def commit() -> str:
     """The jaxhead commit measured, marked + when the tree has changes (other than recorded results)."""
     def git(*a: str) -> str:
@@ -383,6 +385,7 @@ def main() -> None:
     args = p.parse_args()
     if not args.model and not args.smplx:
         p.error("give --model and/or --smplx")
+    commit()  # the code measured is the code at the start
     try:
         import torch
     except ModuleNotFoundError as e:
