@@ -15,7 +15,9 @@ CAST = {
     "mask_c0 = mask_d2 * mask_d0_d1": "mask_c0 = mask_d2.float() * mask_d0_d1.float()",
     "mask_c1 = mask_d2 * (1 - mask_d0_d1)": "mask_c1 = mask_d2.float() * (1 - mask_d0_d1.float())",
     "mask_c2 = (1 - mask_d2) * mask_d0_nd1": "mask_c2 = (1 - mask_d2.float()) * mask_d0_nd1.float()",
-    "mask_c3 = (1 - mask_d2) * (1 - mask_d0_nd1)": "mask_c3 = (1 - mask_d2.float()) * (1 - mask_d0_nd1.float())",
+    "mask_c3 = (1 - mask_d2) * (1 - mask_d0_nd1)": (
+        "mask_c3 = (1 - mask_d2.float()) * (1 - mask_d0_nd1.float())"
+    ),
 }
 
 

@@ -43,7 +43,8 @@ from experiments.benchmarks.results_file import write_section  # noqa: E402
 
 SECTION = "## Side by side with the official PyTorch code (torch_reference.py)"
 TABLE_HEAD = (
-    "| what | batch | dtype | official img/s | jaxhead img/s | ratio | jaxhead commit | MFU | load avg | machine |\n"
+    "| what | batch | dtype | official img/s | jaxhead img/s | ratio | jaxhead commit | MFU | load avg "
+    "| machine |\n"
     "|---|---|---|---|---|---|---|---|---|---|\n"
 )
 
@@ -54,10 +55,14 @@ class OfficialCodeMissing(SystemExit):
 
 def _require(path: str | None, marker: str, what: str) -> Path:
     if not path:
-        raise OfficialCodeMissing(f"skipped: --official_dir is required for {what} (a checkout of the official repository)")
+        raise OfficialCodeMissing(
+            f"skipped: --official_dir is required for {what} (a checkout of the official repository)"
+        )
     root = Path(path).expanduser().resolve()
     if not (root / marker).exists():
-        raise OfficialCodeMissing(f"skipped: {root} is not a checkout of the official {what} code (no {marker})")
+        raise OfficialCodeMissing(
+            f"skipped: {root} is not a checkout of the official {what} code (no {marker})"
+        )
     return root
 
 
@@ -78,7 +83,7 @@ def _official_imports(root: Path):
 
 
 def _bare_package(name: str, folder: Path) -> None:
-    """Registers package `name` at `folder` without running its __init__ (which may import unrelated extras)."""
+    """Registers package `name` at `folder` without running its __init__ (it may import unused extras)."""
     pkg = types.ModuleType(name)
     pkg.__path__ = [str(folder)]
     sys.modules.setdefault(name, pkg)
@@ -132,7 +137,7 @@ def official_trg_step(root: Path, B: int, device: str, dtype: str) -> Callable[[
     vtx_cam = vtx_world + torch.tensor([0.0, 0.0, 0.6, 0.0], device=device)
     batch = dict(
         img=rand(B, 3, S, S), K=K, K_crop=K_crop.expand(B, 4, 3).contiguous(),
-        bbox_info=torch.tensor([250.0, 250, 550, 550, 600, 800, 800], device=device).expand(B, 7).contiguous(),
+        bbox_info=torch.tensor([250.0, 250, 550, 550, 600, 800, 800], device=device).repeat(B, 1),
         R_t=torch.eye(4, device=device).expand(B, 4, 4).contiguous(), vtx_world=vtx_world, vtx_cam=vtx_cam,
         vtx_img=torch.cat([rand(B, V, 2, lo=300, hi=500), ones], -1),
         lmk68_crop=torch.cat([rand(B, 68, 2, lo=-0.5, hi=0.5), torch.ones(B, 68, 1, device=device)], -1),
@@ -151,8 +156,9 @@ def official_trg_step(root: Path, B: int, device: str, dtype: str) -> Callable[[
         for i in range(1, n):
             p = preds_dict["output"][i]
             weight = w["loop"] ** (n - 1 - i)
-            lw = keypoint_3d_loss(l1, p["pred_face_world"], batch["vtx_world"], batch["has_3d_vtx"], device) * w["world"]
-            lc = keypoint_3d_loss(l1, p["pred_face_cam"], batch["vtx_cam"], batch["has_3d_vtx"], device) * w["cam"]
+            has_3d, has_rot = batch["has_3d_vtx"], batch["has_rot"]
+            lw = keypoint_3d_loss(l1, p["pred_face_world"], batch["vtx_world"], has_3d, device) * w["world"]
+            lc = keypoint_3d_loss(l1, p["pred_face_cam"], batch["vtx_cam"], has_3d, device) * w["cam"]
             img = torch.bmm(p["pred_face_cam"], batch["K"][:, :3, :3])
             img = (img / img[:, :, [2]])[:, :, :2]
             li = keypoint_2d_loss(l1, img, batch["vtx_img"]) * w["img"]
@@ -161,9 +167,9 @@ def official_trg_step(root: Path, B: int, device: str, dtype: str) -> Callable[[
             pt5[:, :, 1] = pt5[:, :, 1] - bbox_info[:, [1]]
             pt5 = pt5 * (S / (bbox_info[:, 2] - bbox_info[:, 0]))[:, None, None] / S * 2 - 1
             l5 = keypoint_2d_loss(l1, pt5, batch["lmk68_crop"][:, kpt5_idx, :]) * w["lmk5"]
-            lr = rotation_matrix_loss(mse, p["pred_R_t"][:, :3, :3], batch["R_t"][:, :3, :3], batch["has_rot"], device)
+            lr = rotation_matrix_loss(mse, p["pred_R_t"][:, :3, :3], batch["R_t"][:, :3, :3], has_rot, device)
             le = (
-                mesh_edge_loss(l1, p["pred_face_world"], batch["vtx_world"], tri_index, batch["has_3d_vtx"]) * w["edge"]
+                mesh_edge_loss(l1, p["pred_face_world"], batch["vtx_world"], tri_index, has_3d) * w["edge"]
                 if i == n - 1 else 0.0
             )
             loss = loss + (lw + lc + lr.mean() * w["rot"] + li + le + l5) * weight
@@ -190,7 +196,9 @@ def official_dad3dnet_step(root: Path, B: int, device: str, dtype: str) -> Calla
         from pytorchcv.models.resnet import resnet50
 
         provider = types.ModuleType("pytorchcv.model_provider")
-        provider.get_model = lambda name, pretrained=False: {"resnet50": resnet50}[name](pretrained=pretrained)
+        provider.get_model = lambda name, pretrained=False: {"resnet50": resnet50}[name](
+            pretrained=pretrained
+        )
         sys.modules.setdefault("pytorchcv.model_provider", provider)
         # layers.py imports pytorch_toolbelt (and through it torchvision and OpenCV) only for heads that
         # FlameRegression does not build.
@@ -205,8 +213,8 @@ def official_dad3dnet_step(root: Path, B: int, device: str, dtype: str) -> Calla
         from model_training.model.flame_regression import FlameRegression
 
         model_config = dict(
-            backbone="resnet50", pretrained=False, num_filters=256, num_channels=3, num_classes=68, img_size=256,
-            conv_block="regular", limit_value=3,
+            backbone="resnet50", pretrained=False, num_filters=256, num_channels=3, num_classes=68,
+            img_size=256, conv_block="regular", limit_value=3,
         )
         model = FlameRegression(model_config, {}, num_classes=68).to(device)
     S = 256
@@ -234,7 +242,9 @@ def official_dad3dnet_step(root: Path, B: int, device: str, dtype: str) -> Calla
     return step
 
 
-def alternate(a: Callable[[], None], b: Callable[[], None], rounds: int, warmup: int = 1) -> tuple[float, float]:
+def alternate(
+    a: Callable[[], None], b: Callable[[], None], rounds: int, warmup: int = 1
+) -> tuple[float, float]:
     """Median seconds of `a` and of `b`, timed A B A B ... after `warmup` calls of each."""
     for _ in range(warmup):
         a()
@@ -249,8 +259,6 @@ def alternate(a: Callable[[], None], b: Callable[[], None], rounds: int, warmup:
 
 
 def compare_step(args: argparse.Namespace) -> str:
-    import torch
-
     from experiments.benchmarks import train_bench
 
     marker = "models/trg_model/trg.py" if args.model == "trg" else "model_training/model/flame_regression.py"
@@ -265,7 +273,8 @@ def compare_step(args: argparse.Namespace) -> str:
         what += f" ({args.xla_cpu_flags})"
     # Model FLOP utilisation against the accelerator's dense bf16 peak; meaningless on a CPU.
     mfu = f"{100 * ours.flops / t_ours / (1e12 * args.peak_tflops):.1f} %" if args.device != "cpu" else "-"
-    print(f"{what}: official {t_off:.3f} s, jaxhead {t_ours:.3f} s, {ours.flops / 1e9:.1f} GFLOP/step, MFU {mfu}")
+    gflop = ours.flops / 1e9
+    print(f"{what}: official {t_off:.3f} s, jaxhead {t_ours:.3f} s, {gflop:.1f} GFLOP/step, MFU {mfu}")
     return row(what, args.batch, args.dtype, args.batch / t_off, args.batch / t_ours, mfu)
 
 
@@ -277,7 +286,9 @@ def compare_lbs(args: argparse.Namespace) -> list[str]:
     try:
         from smplx.lbs import lbs as smplx_lbs
     except ModuleNotFoundError as e:
-        raise OfficialCodeMissing("skipped: --smplx needs the smplx package; see experiments/benchmarks/README.md") from e
+        raise OfficialCodeMissing(
+            "skipped: --smplx needs the smplx package; see experiments/benchmarks/README.md"
+        ) from e
     from flame_jax import lbs
     from flame_jax.synthetic import head_model
 
@@ -314,10 +325,15 @@ def compare_lbs(args: argparse.Namespace) -> list[str]:
         err = float(np.abs(np.asarray(fn(model, jb, jp)) - ref).max())
         reps = max(1, min(50, 2048 // B))  # batch the tiny calls so one timing is not all dispatch noise
         t_off, t_ours = alternate(
-            lambda: [official() for _ in range(reps)], lambda: [ours() for _ in range(reps)], args.rounds, warmup=2
+            lambda: [official() for _ in range(reps)],
+            lambda: [ours() for _ in range(reps)],
+            args.rounds,
+            warmup=2,
         )
-        print(f"LBS B={B}: smplx {1e3 * t_off / reps:.2f} ms, jaxhead {1e3 * t_ours / reps:.2f} ms, max |diff| {err:.1e} m")
-        rows.append(row(f"FLAME LBS ({V} verts, {K} comps) vs smplx", B, "float32", B * reps / t_off, B * reps / t_ours, "-"))
+        ms_off, ms_ours = 1e3 * t_off / reps, 1e3 * t_ours / reps
+        print(f"LBS B={B}: smplx {ms_off:.2f} ms, jaxhead {ms_ours:.2f} ms, max |diff| {err:.1e} m")
+        what = f"FLAME LBS ({V} verts, {K} comps) vs smplx"
+        rows.append(row(what, B, "float32", B * reps / t_off, B * reps / t_ours, "-"))
     return rows
 
 
@@ -336,7 +352,8 @@ def commit() -> str:
     def git(*a: str) -> str:
         return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True).stdout.strip()
 
-    return (git("rev-parse", "--short", "HEAD") or "?") + ("+" if git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!*RESULTS.md") else "")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!*RESULTS.md")
+    return (git("rev-parse", "--short", "HEAD") or "?") + ("+" if changed else "")
 
 
 def row(what: str, batch: int, dtype: str, official: float, ours: float, mfu: str) -> str:
@@ -376,11 +393,11 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lbs_batches", type=int, nargs="+", default=[1, 64, 1024])
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="torch device (jax uses its default)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="torch device (jax: default)")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads on the CPU")
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--peak_tflops", type=float, default=989.0, help="accelerator peak for MFU (H100/H200 dense bf16)")
-    p.add_argument("--xla_cpu_flags", default="", help='XLA options for jaxhead, as config.train.xla_cpu_flags')
+    p.add_argument("--peak_tflops", type=float, default=989.0, help="peak for MFU (H100/H200 dense bf16)")
+    p.add_argument("--xla_cpu_flags", default="", help="XLA options for jaxhead (config.train.xla_cpu_flags)")
     p.add_argument("--write", action="store_true", help="record the rows in RESULTS.md")
     args = p.parse_args()
     if not args.model and not args.smplx:
@@ -389,7 +406,9 @@ def main() -> None:
     try:
         import torch
     except ModuleNotFoundError as e:
-        raise OfficialCodeMissing("skipped: the comparison needs torch; see experiments/benchmarks/README.md") from e
+        raise OfficialCodeMissing(
+            "skipped: the comparison needs torch; see experiments/benchmarks/README.md"
+        ) from e
     torch.set_num_threads(args.threads)
     from jaxhead.training.xla_flags import add_xla_flags
 

@@ -16,7 +16,9 @@ def add_xla_flags(flags: str) -> None:
     if not flags:
         return
     if any(not f.startswith("--xla_") for f in flags.split()):
-        raise ValueError(f"config.train.xla_cpu_flags: expected '--xla_...' options separated by spaces, got {flags!r}")
+        raise ValueError(
+            f"config.train.xla_cpu_flags: expected '--xla_...' options separated by spaces, got {flags!r}"
+        )
     if xla_bridge.backends_are_initialized():
         raise RuntimeError(f"XLA flags {flags!r} come too late: the JAX backend has already started")
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()

@@ -22,8 +22,10 @@ def test_refuses_once_the_backend_runs():
 def test_sets_the_flags_before_the_backend_starts():
     code = (
         "import os; from jaxhead.training.xla_flags import add_xla_flags; "
-        "add_xla_flags('--xla_cpu_enable_fast_math=false'); import jax; jax.devices(); print(os.environ['XLA_FLAGS'])"
+        "add_xla_flags('--xla_cpu_enable_fast_math=false'); import jax; jax.devices(); "
+        "print(os.environ['XLA_FLAGS'])"
     )
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = run.stdout
     assert out.split() == ["--xla_force_host_platform_device_count=2", "--xla_cpu_enable_fast_math=false"]
