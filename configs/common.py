@@ -25,6 +25,8 @@ def train_config(**overrides) -> ml_collections.ConfigDict:
         early_stopping_patience=0,  # evaluations without improvement before stopping; 0: never
         compute_dtype="float32",  # or "bfloat16" (f32 parameters and optimizer state).
         matmul_precision="default",
+        # XLA CPU backend options, e.g. "--xla_cpu_use_onednn=true" (experiments/benchmarks/RESULTS.md).
+        xla_cpu_flags="",
     )
     values.update(overrides)
     return ml_collections.ConfigDict(values)

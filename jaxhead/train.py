@@ -33,6 +33,7 @@ from jaxhead.training.metric_log import MetricLogger, progress_bar
 from jaxhead.training.optimizer import current_learning_rate, make_optimizer, make_plateau, with_lr_scale
 from jaxhead.training.steps import make_eval_step, make_train_step, split_model
 from jaxhead.training.summary import write_eval_report, write_training_curves
+from jaxhead.training.xla_flags import add_xla_flags
 
 
 class NonFiniteError(RuntimeError):
@@ -229,6 +230,7 @@ def define_flags() -> None:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    add_xla_flags(flags.FLAGS.config.train.get("xla_cpu_flags", ""))
     jax.config.update("jax_default_matmul_precision", flags.FLAGS.config.train.matmul_precision)
     train(flags.FLAGS.config, flags.FLAGS.workdir)
 

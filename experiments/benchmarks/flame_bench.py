@@ -49,6 +49,19 @@ def measure(batch: int, repeats: int) -> tuple[float, float]:
     return batch / statistics.median(times), compile_s
 
 
+def read_bandwidth(megabytes: int = 256, repeats: int = 7) -> float:
+    """Bytes/s of a jitted sum over a float32 array too large for the caches: the memory's read rate."""
+    x = jnp.ones(megabytes * 2**20 // 4, jnp.float32)
+    f = jax.jit(jnp.sum)
+    jax.block_until_ready(f(x))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(f(x))
+        times.append(time.perf_counter() - t0)
+    return x.nbytes / statistics.median(times)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batches", type=int, nargs="+", default=[1, 64, 1024, 4096])
@@ -62,10 +75,19 @@ def main() -> None:
         rate, compile_s = measure(b, args.repeats)
         rows.append(f"| {b} | {rate:,.0f} | {1e3 * b / rate:.2f} | {compile_s:.2f} |")
         print(rows[-1], flush=True)
+    # At B=1 every call reads the whole blend-shape basis once: its size / the read rate is the floor.
+    basis = head_model(0).shapedirs.nbytes
+    bw = read_bandwidth()
+    floor = (
+        f"Memory read rate (jitted sum over 256 MB): {bw / 1e9:.1f} GB/s, so reading the {basis / 2**20:.0f} MB "
+        f"blend-shape basis once takes {1e3 * basis / bw:.2f} ms, the B=1 floor (1-minute load average "
+        f"{os.getloadavg()[0]:.1f} while measuring)."
+    )
+    print(floor)
     table = (
         f"{SECTION}\n\n`python experiments/benchmarks/flame_bench.py`: jitted `lbs` of the synthetic head model "
         f"(4830 vertices, 400 components), float32, median of {args.repeats} calls. Machine: {machine}.\n\n"
-        "| batch | meshes / s | ms / call | compile (s) |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
+        "| batch | meshes / s | ms / call | compile (s) |\n|---|---|---|---|\n" + "\n".join(rows) + "\n\n" + floor + "\n"
     )
     print(table)
     if args.write:

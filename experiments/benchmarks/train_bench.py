@@ -16,7 +16,9 @@ import importlib
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -30,6 +32,7 @@ from jaxhead.models import build_model  # noqa: E402
 from jaxhead.tasks import make_task  # noqa: E402
 from jaxhead.training import sharding  # noqa: E402
 from jaxhead.training.steps import make_train_step, split_model  # noqa: E402
+from jaxhead.training.xla_flags import add_xla_flags  # noqa: E402
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## Train step (train_bench.py)"
@@ -71,21 +74,20 @@ def dad_batch(config, task, B: int, rng: np.random.Generator) -> dict:
     return batch
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=("trg", "dad3dnet"), required=True)
-    p.add_argument("--variant", default=None, help="config variant, e.g. cpu")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--write", action="store_true", help="record the result in RESULTS.md")
-    args = p.parse_args()
+class Prepared(NamedTuple):
+    run: Callable[[], None]  # one more step, waited for
+    n_params: int
+    compile_s: float
+    flops: float  # of one step, XLA's cost analysis
 
-    config = importlib.import_module(f"configs.{args.model}").get_config(args.variant)
+
+def prepare(model_name: str, variant: str | None, batch_size: int, dtype: str = "float32") -> Prepared:
+    """Compiles the train step on a random batch and runs it once."""
+    config = importlib.import_module(f"configs.{model_name}").get_config(variant)
     rng = np.random.default_rng(0)
-    make = trg_batch if args.model == "trg" else dad_batch
+    make = trg_batch if model_name == "trg" else dad_batch
     task = make_task(config)
-    batch = {k: np.asarray(v, np.float32) for k, v in make(config, task, args.batch, rng).items()}
+    batch = {k: np.asarray(v, np.float32) for k, v in make(config, task, batch_size, rng).items()}
     mesh = sharding.data_mesh()
     model = build_model(config, rngs=nnx.Rngs(0), **task.model_buffers())
     model.train()
@@ -93,18 +95,42 @@ def main() -> None:
     n_params = sum(x.size for x in jax.tree.leaves(params))
     tx = optax.adam(1e-4)
     opt_state = tx.init(params)
-    params, rest, opt_state = sharding.replicate((params, rest, opt_state), mesh)
-    step = make_train_step(graphdef, task, tx, mesh, args.dtype)
+    state = list(sharding.replicate((params, rest, opt_state), mesh))
+    step = make_train_step(graphdef, task, tx, mesh, dtype)
     gbatch = sharding.shard_batch(batch, mesh)
+    counter = [0]
+
     t0 = time.perf_counter()
-    params, rest, opt_state, m = step(params, rest, opt_state, gbatch, jax.random.key(0))
-    jax.block_until_ready(m)
-    compile_s = time.perf_counter() - t0
-    times = []
-    for i in range(args.steps):
-        t0 = time.perf_counter()
-        params, rest, opt_state, m = step(params, rest, opt_state, gbatch, jax.random.key(i + 1))
+    compiled = step.lower(*state, gbatch, jax.random.key(0)).compile()
+
+    def run() -> None:
+        state[0], state[1], state[2], m = compiled(*state, gbatch, jax.random.key(counter[0]))
+        counter[0] += 1
         jax.block_until_ready(m)
+
+    run()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return Prepared(run, n_params, time.perf_counter() - t0, float(cost.get("flops", 0.0)))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=("trg", "dad3dnet"), required=True)
+    p.add_argument("--variant", default=None, help="config variant, e.g. cpu")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--xla_cpu_flags", default="", help="XLA options, as config.train.xla_cpu_flags")
+    p.add_argument("--write", action="store_true", help="record the result in RESULTS.md")
+    args = p.parse_args()
+    add_xla_flags(args.xla_cpu_flags)
+
+    run, n_params, compile_s, _ = prepare(args.model, args.variant, args.batch, args.dtype)
+    times = []
+    for _ in range(args.steps):
+        t0 = time.perf_counter()
+        run()
         times.append(time.perf_counter() - t0)
     t = float(np.median(times))
     dev = jax.devices()[0]
