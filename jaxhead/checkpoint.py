@@ -51,12 +51,16 @@ def make_manager(
     best_mode: str = "min",
     read_only: bool = False,
 ) -> ocp.CheckpointManager:
-    """A manager that keeps the last `keep_last` steps plus the best by `best_metric`."""
+    """A manager that keeps exactly the last `keep_last` steps plus the best by `best_metric`.
+
+    Steps saved without metrics count only as recent ones (orbax's BestN would keep them all).
+    """
     policies: list[Any] = [ocp.checkpoint_managers.LatestN(keep_last)]
     if best_metric is not None:
         policies.append(
             ocp.checkpoint_managers.BestN(
-                get_metric_fn=lambda m: m[best_metric], reverse=best_mode == "min", n=1
+                get_metric_fn=lambda m: m[best_metric], reverse=best_mode == "min", n=1,
+                keep_checkpoints_without_metrics=False,
             )
         )
     options = ocp.CheckpointManagerOptions(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from jaxhead.training.metric_log import MetricLogger, progress_bar
 from jaxhead.training.optimizer import current_learning_rate, make_optimizer, make_plateau, with_lr_scale
 from jaxhead.training.steps import make_eval_step, make_train_step, split_model
 from jaxhead.training.summary import write_eval_report, write_training_curves
+from jaxhead.training.workdir_lock import WorkdirBusyError, workdir_lock
 from jaxhead.training.xla_flags import add_xla_flags
 
 
@@ -91,11 +93,54 @@ class MetricWindow:
         return scalars
 
 
+# Config keys a resumed run may change: how long, how often and where it logs, evaluates and
+# checkpoints, and how it reads data; anything else would silently mix two experiments.
+RESUMABLE_KEYS = (
+    "train.num_steps", "train.num_epochs", "train.log_every", "train.eval_every_steps",
+    "train.checkpoint_every", "train.keep_checkpoints", "train.xla_cpu_flags",
+    "eval.max_batches", "eval.num_pictures", "eval.batch_size", "data.num_workers", "data.data_dir",
+    "data.manual_dir",
+)
+
+
+class ConfigMismatchError(ValueError):
+    """The config differs from the one the workdir's checkpoints were trained with."""
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def check_resumable(saved: dict, config: ml_collections.ConfigDict, workdir: Path) -> None:
+    """Raises ConfigMismatchError listing every key outside RESUMABLE_KEYS that differs."""
+    old, new = _flatten(saved), _flatten(checkpoint.config_to_json(config))
+    differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k not in RESUMABLE_KEYS)
+    if differ:
+        lines = "\n".join(f"  {k}: {old.get(k, '(absent)')!r} in the checkpoint, {new.get(k, '(absent)')!r} now" for k in differ)
+        raise ConfigMismatchError(
+            f"{workdir} holds a run with a different config; resuming would mix two experiments:\n{lines}\n"
+            "Use a new --workdir, or change only " + ", ".join(RESUMABLE_KEYS) + "."
+        )
+
+
 def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, float]:
-    """Runs (or resumes) training; returns the final test summary."""
+    """Runs (or resumes) training under the workdir's lock; returns the final test summary."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     sharding.maybe_initialize_distributed()
+    if jax.process_index() != 0:  # one lock per job: process 0 holds it
+        return _train(config, workdir)
+    with workdir_lock(workdir):
+        return _train(config, workdir)
+
+
+def _train(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, float]:
     mesh = sharding.data_mesh()
     local_bs = sharding.local_batch_size(config.data.batch_size, mesh)
     local_eval_bs = sharding.local_batch_size(config.eval.batch_size, mesh)
@@ -127,6 +172,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, f
         start_step = manager.latest_step() or 0
         stopper = EarlyStopping(config.train.get("early_stopping_patience", 0), task.best_mode)
         if start_step:
+            check_resumable(checkpoint.config_to_json(checkpoint.read_config(workdir, start_step)[0]), config, workdir)
             checkpoint.restore_model_state(manager, start_step, model)
             _, params, rest = split_model(model)
             opt_state, data_state, trainer_state = checkpoint.restore_training_state(manager, start_step, opt_state)
@@ -232,7 +278,10 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     add_xla_flags(flags.FLAGS.config.train.get("xla_cpu_flags", ""))
     jax.config.update("jax_default_matmul_precision", flags.FLAGS.config.train.matmul_precision)
-    train(flags.FLAGS.config, flags.FLAGS.workdir)
+    try:
+        train(flags.FLAGS.config, flags.FLAGS.workdir)
+    except (NonFiniteError, ConfigMismatchError, WorkdirBusyError) as e:
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ the logs describe one consistent run.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -21,10 +22,25 @@ from tensorboardX import SummaryWriter
 METRICS_FILE = "metrics.jsonl"
 
 
+def _records(path: Path) -> list[dict[str, Any]]:
+    """The records of a metrics.jsonl; a torn last line (a write cut short, e.g. by a full disk) is
+    dropped with a warning, a bad line elsewhere is an error naming the file and line."""
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for i, line in enumerate(lines, start=1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if i < len(lines):
+                raise ValueError(f"{path}: line {i} is not JSON ({e}); fix or remove it") from None
+            logging.warning("%s: dropping its torn last line %d (%r)", path, i, line[:80])
+    return records
+
+
 def _truncate_jsonl(path: Path, last_step: int) -> None:
     if not path.exists():
         return
-    keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= last_step]
+    keep = [json.dumps(r) for r in _records(path) if r["step"] <= last_step]
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".metrics.")
     with os.fdopen(fd, "w") as f:
         f.write("".join(line + "\n" for line in keep))
@@ -35,7 +51,7 @@ def read_metrics(workdir: str | Path) -> list[dict[str, Any]]:
     path = Path(workdir) / METRICS_FILE
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
+    return _records(path)
 
 
 class MetricLogger:
