@@ -50,7 +50,7 @@ def evaluate(
         config.eval.batch_size = batch_size
 
     mesh = sharding.data_mesh()
-    local_bs = sharding.local_batch_size(config.eval.batch_size, mesh)
+    local_bs = sharding.local_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
     data_info = train_data.prepare(config, splits=(split,))
     task = make_task(config)
     transform = task.transform()

@@ -25,6 +25,7 @@ from flax import nnx
 from ml_collections import config_flags
 
 from jaxhead import checkpoint
+from jaxhead.config_overrides import parse_flags
 from jaxhead.models import build_model
 from jaxhead.tasks import make_task
 from jaxhead.training import data as train_data
@@ -143,7 +144,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, f
 def _train(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, float]:
     mesh = sharding.data_mesh()
     local_bs = sharding.local_batch_size(config.data.batch_size, mesh)
-    local_eval_bs = sharding.local_batch_size(config.eval.batch_size, mesh)
+    local_eval_bs = sharding.local_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
     logging.info("devices: %d (%s), processes: %d", mesh.devices.size, jax.devices()[0].platform, jax.process_count())
 
     # Data (built on first use) and the task, which loads the model's assets once.
@@ -286,4 +287,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

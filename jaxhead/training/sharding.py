@@ -68,13 +68,13 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
 
-def local_batch_size(global_batch: int, mesh: Mesh) -> int:
-    """This process's share of the global batch; errors when it does not divide evenly."""
+def local_batch_size(global_batch: int, mesh: Mesh, field: str = "data.batch_size") -> int:
+    """This process's share of the global batch `config.<field>`; errors when it does not divide evenly."""
     n_dev = mesh.devices.size
     if global_batch % n_dev:
         raise ValueError(
-            f"the global batch size {global_batch} does not divide by the {n_dev} devices of the mesh; "
-            f"pick a multiple of {n_dev} (e.g. --config.data.batch_size={max(n_dev, global_batch // n_dev * n_dev)})"
+            f"config.{field}={global_batch} does not divide by the {n_dev} devices of the mesh; "
+            f"pick a multiple of {n_dev} (e.g. --config.{field}={max(n_dev, global_batch // n_dev * n_dev)})"
         )
     return global_batch // jax.process_count()
 

@@ -39,3 +39,33 @@ def test_variants_keep_their_sizes_consistent() -> None:
     assert config.model.img_size == config.loss.img_size == config.data.img_size == 128
     config = _parse("trg.py:smoke")
     assert config.model.img_size == config.data.img_size == 64
+
+
+def test_an_unknown_override_key_names_its_path_and_the_closest_key() -> None:
+    from configs import trg
+
+    from jaxhead.config_overrides import missing_key
+
+    config = trg.get_config("smoke")
+    assert missing_key(config, "train.num_steps") is None
+    message = missing_key(config, "train.num_step")
+    assert message.startswith("--config.train.num_step: train has no key 'num_step'")
+    assert "did you mean --config.train.num_steps?" in message
+    assert "the config has no key 'trian'" in missing_key(config, "trian.num_steps")
+
+
+def test_an_indivisible_eval_batch_names_its_field() -> None:
+    import jax
+    import numpy as np
+    from jax.sharding import Mesh
+
+    from jaxhead.training.sharding import local_batch_size
+
+    mesh = Mesh(np.array(jax.devices()[:1]), ("data",))
+
+    class ThreeDevices:
+        devices = np.zeros(3)
+
+    with pytest.raises(ValueError, match=r"config.eval.batch_size=10 .* --config.eval.batch_size=9"):
+        local_batch_size(10, ThreeDevices(), "eval.batch_size")
+    assert local_batch_size(8, mesh, "eval.batch_size") == 8
