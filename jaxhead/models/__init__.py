@@ -6,35 +6,16 @@ themselves with `@register_model(name)`; a new model only needs its module and t
 
 from __future__ import annotations
 
-import importlib
-from typing import Any, Callable
+from typing import Any
 
 import ml_collections
 from flax import nnx
 
-_MODELS: dict[str, type] = {}
+from jaxhead.registry import Registry
 
-
-def register_model(name: str) -> Callable[[type], type]:
-    """Class decorator: the class is built as `cls(config.model, rngs=..., **buffers)`."""
-
-    def add(cls: type) -> type:
-        _MODELS[name] = cls
-        return cls
-
-    return add
-
-
-def model_class(name: str) -> type:
-    if name not in _MODELS:
-        try:
-            importlib.import_module(f"jaxhead.models.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"jaxhead.models.{name}":
-                raise
-    if name not in _MODELS:
-        raise ValueError(f"config.model.name must name a registered model {sorted(_MODELS)}, got {name!r}")
-    return _MODELS[name]
+_MODELS = Registry("jaxhead.models", "model")
+# Class decorator: `@register_model("trg")`; the class is built as `cls(config.model, rngs=..., **buffers)`.
+register_model = _MODELS.register
 
 
 def build_model(config: ml_collections.ConfigDict, *, rngs: nnx.Rngs, **buffers: Any) -> nnx.Module:
@@ -44,4 +25,4 @@ def build_model(config: ml_collections.ConfigDict, *, rngs: nnx.Rngs, **buffers:
     `subsample`); when omitted, placeholders of the configured shapes are used, which
     is what restoring a checkpoint needs.
     """
-    return model_class(config.model.name)(config.model, rngs=rngs, **buffers)
+    return _MODELS.get(config.model.name)(config.model, rngs=rngs, **buffers)

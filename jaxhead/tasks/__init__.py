@@ -10,7 +10,6 @@ protocol. A model plugs in by registering its task (`@register_task(name)`) and 
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple, Protocol
 
@@ -18,6 +17,8 @@ import jax
 import ml_collections
 import numpy as np
 from flax import nnx
+
+from jaxhead.registry import Registry
 
 # The per-example preprocessing of the input pipeline: (example, rng or None: no augmentation) -> example.
 Transform = Callable[[dict, np.random.Generator | None], dict]
@@ -87,32 +88,11 @@ class PhotoResult(NamedTuple):
     drawing: dict[str, np.ndarray]
 
 
-_TASKS: dict[str, type] = {}
-
-
-def register_task(name: str) -> Callable[[type], type]:
-    """Class decorator: `@register_task("trg")` makes `make_task` build it for config.model.name."""
-
-    def add(cls: type) -> type:
-        _TASKS[name] = cls
-        return cls
-
-    return add
-
-
-def task_class(name: str) -> type:
-    """The task registered as `name`; the built-in `jaxhead.tasks.<name>` is imported on first use."""
-    if name not in _TASKS:
-        try:
-            importlib.import_module(f"jaxhead.tasks.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"jaxhead.tasks.{name}":
-                raise
-    if name not in _TASKS:
-        raise ValueError(f"no task for config.model.name={name!r}; registered: {sorted(_TASKS)}")
-    return _TASKS[name]
+_TASKS = Registry("jaxhead.tasks", "task")
+# Class decorator: `@register_task("trg")` makes `make_task` build it for config.model.name.
+register_task = _TASKS.register
 
 
 def make_task(config: ml_collections.ConfigDict) -> Task:
     """The task of `config.model.name`, with its assets loaded."""
-    return task_class(config.model.name)(config)
+    return _TASKS.get(config.model.name)(config)
