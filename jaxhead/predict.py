@@ -27,12 +27,14 @@ import numpy as np
 import trimesh
 from absl import app, flags
 from flax import nnx
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from jaxhead import checkpoint, visualize
 from jaxhead.tasks import PhotoResult, make_task
 
 DEMO_FOCAL = 5000.0
+# A face box must lie at least this much inside the image: outside it there is only padding.
+MIN_BOX_INSIDE = 0.5
 
 
 class UsageError(ValueError):
@@ -49,13 +51,25 @@ def parse_numbers(text: str, count: int, name: str, form: str) -> np.ndarray:
     return values
 
 
+def _to_rgb8(im: Image.Image) -> Image.Image:
+    """8-bit RGB; 16-bit and float greyscale are scaled by their full range, not clipped to white."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(im, np.float64)
+        full = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
+        return Image.fromarray(np.clip(a / full * 255.0 + 0.5, 0, 255).astype(np.uint8)).convert("RGB")
+    return im.convert("RGB")
+
+
 def read_image(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB, upright as the camera's EXIF orientation says."""
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as e:
+            return np.asarray(_to_rgb8(ImageOps.exif_transpose(im)))
+    except Image.DecompressionBombError as e:
+        raise UsageError(f"{path}: too large to read safely ({e}); downscale it first") from None
+    except (UnidentifiedImageError, OSError, ValueError) as e:
         raise UsageError(f"{path}: not a readable image ({e})") from None
 
 
@@ -72,8 +86,8 @@ def intrinsics(image_hw: tuple[int, int], focal: float | None, K_text: str | Non
     note = None
     if focal is None:
         focal, note = DEMO_FOCAL, f"no intrinsics given: using the official demo's f = {DEMO_FOCAL:g} px, principal point at the image centre"
-    elif focal <= 0:
-        raise UsageError(f"--focal={focal}: must be positive")
+    elif not np.isfinite(focal) or focal <= 0:
+        raise UsageError(f"--focal={focal}: must be a finite positive number of pixels")
     return np.array([[focal, 0, W / 2.0], [0, focal, H / 2.0], [0, 0, 1.0]]), note
 
 
@@ -84,6 +98,12 @@ def face_box(image_hw: tuple[int, int], box_text: str | None) -> tuple[np.ndarra
     box = parse_numbers(box_text, 4, "box", "x0,y0,x1,y1")
     if box[2] <= box[0] or box[3] <= box[1]:
         raise UsageError(f"--box={box_text!r}: needs x1 > x0 and y1 > y0")
+    inside = max(0.0, min(box[2], W) - max(box[0], 0.0)) * max(0.0, min(box[3], H) - max(box[1], 0.0))
+    if inside < MIN_BOX_INSIDE * (box[2] - box[0]) * (box[3] - box[1]):
+        raise UsageError(
+            f"--box={box_text!r}: less than {MIN_BOX_INSIDE:.0%} of the box lies inside the {W}x{H} image; "
+            "give the face's box in this image's pixels"
+        )
     return box, None
 
 
@@ -128,16 +148,24 @@ def predict(
     paths = [Path(p) for p in images]
     if not paths:
         raise UsageError("give at least one IMAGE")
-    loaded = [read_image(p) for p in paths]  # all inputs are checked before any work
+    # Every input is checked before the model is loaded.
     if K is not None:
         parse_numbers(K, 4, "K", "fx,fy,cx,cy")
-    predictor = Predictor(workdir, step)
+    stems = [p.stem for p in paths]
+    repeated = sorted({s for s in stems if stems.count(s) > 1})
+    if repeated:
+        raise UsageError(f"inputs share the file names {repeated}: their outputs would overwrite each other")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out={out}: is a file; give a directory")
+    inputs = []
+    for path in paths:
+        image = read_image(path)
+        inputs.append((path, image, face_box(image.shape[:2], box), intrinsics(image.shape[:2], focal, K)))
+    predictor = Predictor(workdir, step)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for path, image in zip(paths, loaded):
-        face_box_px, box_note = face_box(image.shape[:2], box)
-        K_px, k_note = intrinsics(image.shape[:2], focal, K)
+    for path, image, (face_box_px, box_note), (K_px, k_note) in inputs:
         for note in (box_note, k_note if predictor.task.uses_intrinsics else None):
             if note:
                 print(f"{path.name}: {note}", file=sys.stderr)
