@@ -64,6 +64,9 @@ def draw_dad(ax, batch: dict[str, np.ndarray], i: int, edges: np.ndarray) -> Non
 
 def contact_sheet(config: ml_collections.ConfigDict, split: str, n: int, out: Path, seed: int = 0) -> Path:
     train = split == "train"
+    # The numpy reference draws the same augmentation as the device (tests/data_pipelines/test_device_augment.py).
+    config = config.copy_and_resolve_references()
+    config.data.device_augment = False
     batch = next(iter(make_dataset(config, split, train=train, batch_size=n, seed=seed, num_epochs=1)))
     fig, axes = visualize.image_grid(len(batch["id"]), cols=min(n, 8))
     if config.model.name == "trg":

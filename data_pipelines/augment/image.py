@@ -51,6 +51,13 @@ def apply_affine(A: jax.Array, points: jax.Array) -> jax.Array:
     return points @ A[:, :2].T + A[:, 2]
 
 
+def sample_bilinear(image: jax.Array, x: jax.Array, y: jax.Array) -> jax.Array:
+    """(H, W, 3) image at continuous pixel-index coordinates x, y (N,) (pixel i's centre at i) ->
+    (N, 3) float32, neighbours clamped at the edges."""
+    sample = lambda ch: map_coordinates(ch, [y, x], order=1, mode="nearest")  # noqa: E731
+    return jax.vmap(sample, in_axes=2, out_axes=1)(image.astype(jnp.float32))
+
+
 def warp(image: jax.Array, source_from_output: jax.Array, size: tuple[int, int]) -> jax.Array:
     """(H, W, 3) uint8 image sampled at `source_from_output` (2, 3) of each output pixel centre ->
     (h, w, 3) float32 in [0, 1] on the uint8 grid. Bilinear with edge-clamped neighbours, black where
@@ -60,11 +67,35 @@ def warp(image: jax.Array, source_from_output: jax.Array, size: tuple[int, int])
     src = apply_affine(source_from_output, jnp.stack([xs.ravel(), ys.ravel()], 1))
     x, y = src[:, 0], src[:, 1]
     inside = (x >= 0) & (x < W) & (y >= 0) & (y < H)
-    img = image.astype(jnp.float32)
-    sample = jax.vmap(lambda ch: map_coordinates(ch, [y - 0.5, x - 0.5], order=1, mode="nearest"), in_axes=2, out_axes=1)
-    out = jnp.where(inside[:, None], sample(img), 0.0)
+    out = jnp.where(inside[:, None], sample_bilinear(image, x - 0.5, y - 0.5), 0.0)
     # PIL stores the bilinear value truncated to uint8.
     return (jnp.floor(out + 1e-3) / 255.0).reshape(size[0], size[1], 3)
+
+
+def resample_weights(size_out: int, start_out: jax.Array, n_out: jax.Array, start_in: jax.Array,
+                     n_in: jax.Array, size_in: int) -> jax.Array:
+    """(size_out, size_in) weights of PIL's bilinear `Image.resize` of input pixels
+    [start_in, start_in + n_in) onto output pixels [start_out, start_out + n_out): a triangle filter
+    widened by the reduction factor when shrinking (PIL's antialiasing), cut to the input range and
+    normalised per output pixel; zero rows outside the output range."""
+    scale = n_in / n_out
+    width = jnp.maximum(scale, 1.0)
+    j = jnp.arange(size_out) - start_out
+    i = jnp.arange(size_in) - start_in
+    w = jnp.maximum(0.0, 1.0 - jnp.abs((i[None] + 0.5 - (j[:, None] + 0.5) * scale) / width))
+    w = jnp.where((i[None] >= 0) & (i[None] < n_in), w, 0.0)
+    w = w / jnp.maximum(w.sum(1, keepdims=True), 1e-12)
+    return jnp.where(((j >= 0) & (j < n_out))[:, None], w, 0.0)
+
+
+def resize_into(image: jax.Array, rows: jax.Array, cols: jax.Array) -> jax.Array:
+    """(H, W, 3) uint8 through (h, H) row and (w, W) column weights (`resample_weights`) -> (h, w, 3)
+    float32 in [0, 1]: columns first, rounded to uint8 in between and after, as PIL."""
+    hi = jax.lax.Precision.HIGHEST  # an accelerator's default f32 matmul would round to ~3 digits
+    x = jnp.einsum("hwc,xw->hxc", image.astype(jnp.float32), cols, precision=hi)
+    x = jnp.floor(jnp.clip(x, 0, 255) + 0.5)
+    x = jnp.einsum("yh,hxc->yxc", rows, x, precision=hi)
+    return jnp.floor(jnp.clip(x, 0, 255) + 0.5) / 255.0
 
 
 def rgb_to_hsv(x: jax.Array) -> jax.Array:

@@ -27,6 +27,16 @@ class _Augment(grain.transforms.RandomMap):
         return self.fn(element, rng)
 
 
+class _Host(grain.transforms.Map):
+    """The unaugmented decoded example for device augmentation (`transform.host_fields`)."""
+
+    def __init__(self, fn: Callable[[dict], dict]):
+        self.fn = fn
+
+    def map(self, element: dict) -> dict:
+        return self.fn(element)
+
+
 class _Plain(grain.transforms.Map):
     def __init__(self, fn: Callable[[dict, np.random.Generator | None], dict]):
         self.fn = fn
@@ -75,7 +85,8 @@ def make_dataset(
     """Batches of this process's shard of `split`.
 
     train=True: shuffled, augmented, repeated (num_epochs None: forever), full batches only, with
-    `config.data.extra_datasets` mixed in by size. train=False: one ordered, unaugmented pass
+    `config.data.extra_datasets` mixed in by size; with `config.data.device_augment` the batches are
+    the decoded, unaugmented examples (`transform.host_fields`) that the train step augments. train=False: one ordered, unaugmented pass
     (augmented only where the config asks, e.g. DAD-3DNet's `val_jitter`); the last batch may be
     smaller.
     """
@@ -89,7 +100,9 @@ def make_dataset(
     for name, builder_config in names:
         ds = grain.MapDataset.source(source(name, builder_config, split, root))
         ds = ds[jax.process_index() :: jax.process_count()]
-        if train:
+        if train and data.get("device_augment", False):
+            ds = ds.seed(seed).shuffle().repeat(num_epochs).map(_Host(transform.host_fields))
+        elif train:
             ds = ds.seed(seed).shuffle().repeat(num_epochs).random_map(_Augment(transform))
         elif data.get("val_jitter", False):
             ds = ds.seed(seed).random_map(_Augment(transform))

@@ -89,6 +89,7 @@ def main() -> None:
     args = p.parse_args()
 
     config = importlib.import_module(f"configs.{args.model}").get_config(args.variant)
+    config.data.device_augment = False  # the random batches are already in the augmented form
     rng = np.random.default_rng(0)
     make = trg_batch if args.model == "trg" else dad_batch
     batch, data_info = make(config, args.batch, rng)

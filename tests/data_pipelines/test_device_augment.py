@@ -13,10 +13,14 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from configs import dad3dnet as dad_configs
 from configs import trg as trg_configs
 from data_pipelines import image_ops
+from data_pipelines.augment import dad3dnet as dad_aug
 from data_pipelines.augment import image as im
 from data_pipelines.augment import trg as trg_aug
+from data_pipelines.pipelines import make_transform
+from data_pipelines.pipelines.dad3dnet import gaussian_heatmaps
 from data_pipelines.pipelines.trg import TRGTransform
 from data_pipelines.topology import load_topology
 
@@ -117,3 +121,55 @@ def test_trg_sample_distribution() -> None:
     assert np.abs(p["colour_values"][:, 3]).max() <= spec.color_jitter[3]
     assert not p["mask"][h3].any() and abs(p["mask"][~h3].mean() - 0.15) < 0.05
     assert p["mask_yx"].min() >= 0 and p["mask_yx"].max() < spec.size - spec.size // 5
+
+
+def test_dad_heatmaps_match_numpy() -> None:
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-3, 35, (68, 2))
+    presence = rng.uniform(size=68) < 0.8
+    reference = gaussian_heatmaps(points, presence, 32, 11.0 / 6.0)
+    device = np.asarray(dad_aug.heatmaps(jnp.asarray(points, jnp.float32), jnp.asarray(presence), 32, 11.0 / 6.0))
+    steps = np.abs(np.round(255 * device) - np.round(255 * reference))
+    assert np.mean(steps == 0) > 0.999 and steps.max() <= 1
+
+
+def test_dad_device_matches_numpy(synthetic_tiny: Path) -> None:
+    config = dad_configs.get_config("smoke")
+    config.data.data_dir = str(synthetic_tiny)
+    reference = make_transform(config)
+    spec = dad_aug.DAD3DNetAugment.from_config(config.data)
+    examples = _examples(synthetic_tiny, 6)
+    host = _stack([reference.host_fields(ex) for ex in examples])
+    params = dad_aug.sample(jax.random.key(0), len(examples), spec)
+    # A lopsided enlargement and one that runs off the image on every side.
+    params["sides"] = params["sides"].at[0].set(jnp.array([0.0, 0.6, 0.3, 0.0])).at[1].set(jnp.full(4, 2.0))
+    out = jax.device_get(jax.jit(lambda b, p: dad_aug.apply(b, p, spec))(host, params))
+    assert set(out) == set(reference.apply(examples[0], None)) - {"id"}
+    for i, ex in enumerate(examples):
+        expected = reference.apply(ex, {"sides": np.asarray(params["sides"][i])})
+        _assert_crop_close(out["image"][i], expected["image"])
+        for k in ("landmarks", "presence", "vertices", "crop_box", "crop_scale", "crop_pad", "head_box",
+                  "model_view_matrix", "projection_matrix", "image_hw"):
+            np.testing.assert_allclose(out[k][i], expected[k], rtol=1e-5, atol=1e-5, err_msg=f"example {i}: {k}")
+        np.testing.assert_allclose(out["vertices_2d"][i], expected["vertices_2d"], rtol=1e-5, atol=1e-3)
+        steps = np.abs(np.round(255 * out["heatmap"][i]) - np.round(255 * expected["heatmap"]))
+        assert np.mean(steps == 0) > 0.999 and steps.max() <= 1
+        assert expected["heatmap"].max() == 1.0  # some landmark present
+
+
+@pytest.mark.parametrize("module", [trg_configs, dad_configs])
+def test_train_pipeline_yields_host_batches_the_step_augments(synthetic_tiny: Path, module) -> None:
+    from jaxhead.tasks import make_task
+    from jaxhead.training import data as train_data
+
+    config = module.get_config("smoke")
+    config.data.data_dir = str(synthetic_tiny)
+    batch = next(iter(train_data.train_batches(config, 4)))
+    assert batch["image"].dtype == np.uint8 and batch["image"].shape == (4, 128, 128, 3)
+    task = make_task(config, data_info=train_data.prepare(config))
+    out = jax.jit(task.augment)({k: v for k, v in batch.items() if k != "id"}, jax.random.key(0))
+    config.data.device_augment = False
+    reference = next(iter(train_data.train_batches(config, 4)))
+    assert set(out) == set(reference) - {"id"}
+    for k, v in out.items():
+        assert v.shape == reference[k].shape and v.dtype == reference[k].dtype, k
