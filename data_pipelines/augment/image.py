@@ -68,7 +68,7 @@ def warp(image: jax.Array, source_from_output: jax.Array, size: tuple[int, int])
     x, y = src[:, 0], src[:, 1]
     inside = (x >= 0) & (x < W) & (y >= 0) & (y < H)
     out = jnp.where(inside[:, None], sample_bilinear(image, x - 0.5, y - 0.5), 0.0)
-    # PIL stores the bilinear value truncated to uint8.
+    # PIL stores the bilinear value truncated to uint8 (the 1e-3 keeps exact integers from rounding down).
     return (jnp.floor(out + 1e-3) / 255.0).reshape(size[0], size[1], 3)
 
 

@@ -66,7 +66,7 @@ def sample(key: jax.Array, has_3d: jax.Array, spec: TRGAugment) -> dict[str, jax
     side = spec.size // 5
 
     def one(k: jax.Array, h3: jax.Array) -> dict[str, jax.Array]:
-        ks = jax.random.split(k, 11)
+        ks = jax.random.split(k, 13)
         u = lambda i, lo=0.0, hi=1.0, shape=(): jax.random.uniform(ks[i], shape, minval=lo, maxval=hi)  # noqa: E731
         rotate = u(3) < spec.rotate_p
         return dict(
@@ -78,8 +78,8 @@ def sample(key: jax.Array, has_3d: jax.Array, spec: TRGAugment) -> dict[str, jax
             colour_order=jax.random.permutation(ks[5], 4).astype(jnp.int32),
             colour_values=jnp.stack([u(6, 1 - b, 1 + b), u(7, 1 - c, 1 + c), u(8, 1 - s, 1 + s), u(9, -h, h)]),
             mask=~h3 & (u(10) < MASK_PATCH_P),
-            mask_yx=jax.random.randint(jax.random.fold_in(ks[10], 1), (2,), 0, spec.size - side),
-            mask_colour=jax.random.randint(jax.random.fold_in(ks[10], 2), (3,), 0, 256),
+            mask_yx=jax.random.randint(ks[11], (2,), 0, spec.size - side),
+            mask_colour=jax.random.randint(ks[12], (3,), 0, 256),
         )
 
     return jax.vmap(one)(jax.random.split(key, has_3d.shape[0]), has_3d)

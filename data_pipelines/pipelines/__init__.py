@@ -86,9 +86,9 @@ def make_dataset(
 
     train=True: shuffled, augmented, repeated (num_epochs None: forever), full batches only, with
     `config.data.extra_datasets` mixed in by size; with `config.data.device_augment` the batches are
-    the decoded, unaugmented examples (`transform.host_fields`) that the train step augments. train=False: one ordered, unaugmented pass
-    (augmented only where the config asks, e.g. DAD-3DNet's `val_jitter`); the last batch may be
-    smaller.
+    the decoded, unaugmented examples (`transform.host_fields`) that the train step augments.
+    train=False: one ordered, unaugmented pass (augmented only where the config asks, e.g. DAD-3DNet's
+    `val_jitter`); the last batch may be smaller.
     """
     data = config.data
     root = data.data_dir or default_data_dir()

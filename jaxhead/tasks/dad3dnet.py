@@ -82,11 +82,12 @@ class DAD3DNetTask:
         self.mean_landmarks = np.full((68, 2), 0.5)
         self.mean_R = np.diag([1.0, -1.0, -1.0])
         self.mean_vertices = np.asarray(self.flame.v_template, np.float64)
-        self.augment_spec = dad_augment.DAD3DNetAugment.from_config(config.data) if config.data.get("device_augment") else None
 
     def augment(self, batch: dict[str, jax.Array], key: jax.Array) -> dict[str, jax.Array]:
         """The training augmentation of a host batch, on the device (the identity when the host augments)."""
-        return batch if self.augment_spec is None else dad_augment.augment(batch, key, self.augment_spec)
+        if not self.config.data.get("device_augment"):
+            return batch
+        return dad_augment.augment(batch, key, dad_augment.DAD3DNetAugment.from_config(self.config.data))
 
     def _face_triangles(self) -> np.ndarray:
         faces = np.asarray(self.flame.faces)

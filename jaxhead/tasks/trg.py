@@ -44,13 +44,13 @@ class TRGTask:
         # correction parameters (`fit_baseline`); until fitted, the model's initial pose.
         self.baseline_R = np.eye(3)
         self.baseline_correction = np.asarray(self.topology.init_pose[6:9], np.float64)
-        self.augment_spec = (
-            trg_augment.TRGAugment.from_config(config.data, self.topology) if config.data.get("device_augment") else None
-        )
 
     def augment(self, batch: dict[str, jax.Array], key: jax.Array) -> dict[str, jax.Array]:
         """The training augmentation of a host batch, on the device (the identity when the host augments)."""
-        return batch if self.augment_spec is None else trg_augment.augment(batch, key, self.augment_spec)
+        if not self.config.data.get("device_augment"):
+            return batch
+        # Built when the step is traced, so evaluation never needs the training-only flip map.
+        return trg_augment.augment(batch, key, trg_augment.TRGAugment.from_config(self.config.data, self.topology))
 
     def model_buffers(self) -> dict[str, np.ndarray]:
         t = self.topology
