@@ -98,6 +98,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.data.batch_size = 256
         config.eval.batch_size = 256
         config.eval.split = "val"  # the test split's annotations are held by the authors
+        # Real photographs differ in size; the device augmentation needs one image size per batch.
+        config.data.device_augment = False
         config.train.num_epochs = 500
     elif variant == "paper":  # with the paper's loss (`_base`)
         config.model.fusion = "inception"

@@ -82,14 +82,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if variant not in VARIANTS:
         raise ValueError(f"unknown TRG config variant {variant!r}; choose one of {VARIANTS}")
     config = _base()
-    if variant == "arkitface":
+    if variant in ("arkitface", "arkitface_300wlp"):
         config.data.dataset = "arkitface"
         config.data.topology = "arkit"
-    elif variant == "arkitface_300wlp":
-        config.data.dataset = "arkitface"
-        config.data.topology = "arkit"
+        # Real photographs differ in size; the device augmentation needs one image size per batch.
+        config.data.device_augment = False
+    if variant == "arkitface_300wlp":
         config.data.extra_datasets = ("w300lp",)
-    elif variant == "cpu":
+    if variant == "cpu":
         _cpu(config)
     elif variant == "smoke":
         _smoke(config)

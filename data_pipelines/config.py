@@ -14,6 +14,8 @@ def _common(dataset: str, builder_config: str, img_size: int) -> dict:
         batch_size=64,  # global batch, split over all devices and hosts
         num_workers=2,  # grain worker processes per host (0: in the main process)
         img_size=img_size,
+        # Training augmentation inside the jitted step (data_pipelines.augment); the host only decodes.
+        device_augment=True,
     )
 
 

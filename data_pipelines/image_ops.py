@@ -12,6 +12,7 @@ from PIL import Image
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 luma, as torchvision
 
 
 def normalize(image: np.ndarray) -> np.ndarray:
@@ -53,24 +54,39 @@ def apply_affine(A: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ A[:, :2].T + A[:, 2]
 
 
-def color_jitter(
-    image: np.ndarray, rng: np.random.Generator, brightness: float, contrast: float, saturation: float, hue: float
-) -> np.ndarray:
-    """torchvision-style ColorJitter on uint8 (H, W, 3): factors U(1 - x, 1 + x), hue shift U(-h, h),
-    applied in a random order."""
-    x = image.astype(np.float32) / 255.0
-    for op in rng.permutation(4):
-        if op == 0 and brightness > 0:
-            x = x * rng.uniform(1 - brightness, 1 + brightness)
-        elif op == 1 and contrast > 0:
-            grey = np.mean(x @ np.array([0.299, 0.587, 0.114], np.float32))
-            x = (x - grey) * rng.uniform(1 - contrast, 1 + contrast) + grey
-        elif op == 2 and saturation > 0:
-            grey = (x @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
-            x = (x - grey) * rng.uniform(1 - saturation, 1 + saturation) + grey
+def sample_color_jitter(
+    rng: np.random.Generator, brightness: float, contrast: float, saturation: float, hue: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """torchvision-style ColorJitter parameters: a random order (4,) of [brightness, contrast,
+    saturation, hue] and their values (4,): factors U(1 - x, 1 + x), hue shift U(-h, h); a disabled
+    op (strength 0) gets the identity (factor 1, shift 0) and draws nothing."""
+    order = rng.permutation(4)
+    values = np.array([1.0, 1.0, 1.0, 0.0])
+    for op in order:
+        if op < 3 and (brightness, contrast, saturation)[op] > 0:
+            x = (brightness, contrast, saturation)[op]
+            values[op] = rng.uniform(1 - x, 1 + x)
         elif op == 3 and hue > 0:
+            values[op] = rng.uniform(-hue, hue)
+    return order, values
+
+
+def apply_color_jitter(image: np.ndarray, order: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 through the four jitter ops in `order` with `values` (`sample_color_jitter`),
+    clipped to [0, 1] after each; identity values still run (the device version always does)."""
+    x = image.astype(np.float32) / 255.0
+    for op in order:
+        if op == 0:
+            x = x * np.float32(values[0])
+        elif op == 1:
+            grey = np.mean(x @ GREY_WEIGHTS)
+            x = (x - grey) * np.float32(values[1]) + grey
+        elif op == 2:
+            grey = (x @ GREY_WEIGHTS)[..., None]
+            x = (x - grey) * np.float32(values[2]) + grey
+        else:
             hsv = rgb_to_hsv(np.clip(x, 0, 1))
-            hsv[..., 0] = (hsv[..., 0] + rng.uniform(-hue, hue)) % 1.0
+            hsv[..., 0] = (hsv[..., 0] + np.float32(values[3])) % 1.0
             x = hsv_to_rgb(hsv)
         x = np.clip(x, 0.0, 1.0)
     return (x * 255.0 + 0.5).astype(np.uint8)

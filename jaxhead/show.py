@@ -32,6 +32,9 @@ def load_config(model: str, dataset: str, builder_config: str | None, data_dir: 
 
 
 def contact_sheet(config: ml_collections.ConfigDict, split: str, n: int, out: Path, seed: int = 0) -> Path:
+    # The host path draws the same augmentation the device applies (tests/data_pipelines/test_device_augment.py).
+    config = config.copy_and_resolve_references()
+    config.data.device_augment = False
     task = make_task(config)
     data = make_dataset(config, split, task.transform(), train=split == "train", batch_size=n, seed=seed, num_epochs=1)
     batch = next(iter(data))

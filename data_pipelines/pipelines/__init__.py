@@ -37,6 +37,16 @@ class _Augment(grain.transforms.RandomMap):
         return self.fn(element, rng)
 
 
+class _Host(grain.transforms.Map):
+    """The unaugmented decoded example for device augmentation (`transform.host_fields`)."""
+
+    def __init__(self, fn: Callable[[dict], dict]):
+        self.fn = fn
+
+    def map(self, element: dict) -> dict:
+        return self.fn(element)
+
+
 class _Plain(grain.transforms.Map):
     def __init__(self, fn: Callable[[dict, np.random.Generator | None], dict]):
         self.fn = fn
@@ -96,9 +106,10 @@ def make_dataset(
     (rng None: unaugmented; the model's task provides it, e.g. `jaxhead.tasks.trg.TRGTask.transform`).
 
     train=True: shuffled, augmented, repeated (num_epochs None: forever), full batches only, with
-    `config.data.extra_datasets` mixed in by size. train=False: one ordered, unaugmented pass
-    (augmented only where the config asks, e.g. DAD-3DNet's `val_jitter`); the last batch may be
-    smaller.
+    `config.data.extra_datasets` mixed in by size; with `config.data.device_augment` the batches are
+    the decoded, unaugmented examples (`transform.host_fields`) that the train step augments.
+    train=False: one ordered, unaugmented pass (augmented only where the config asks, e.g. DAD-3DNet's
+    `val_jitter`); the last batch may be smaller.
     """
     data = config.data
     root = data.data_dir or default_data_dir()
@@ -108,7 +119,9 @@ def make_dataset(
     parts = []
     for name, builder_config in names:
         ds = grain.MapDataset.source(source(name, builder_config, split, root))
-        if train:
+        if train and data.get("device_augment", False):
+            ds = ds.seed(seed).shuffle().repeat(num_epochs).map(_Host(transform.host_fields))
+        elif train:
             ds = ds.seed(seed).shuffle().repeat(num_epochs).random_map(_Augment(transform))
         elif data.get("val_jitter", False):
             ds = ds.seed(seed).random_map(_Augment(transform))

@@ -20,10 +20,8 @@ import numpy as np
 from PIL import Image
 
 from data_pipelines import image_ops
+from data_pipelines.augment.dad3dnet import HEATMAP_RADIUS, HEATMAP_STRIDE
 from flame_jax.dad_ground_truth import LandmarkEmbedding, gt_landmarks_2d
-
-HEATMAP_STRIDE = 4
-HEATMAP_RADIUS = 5
 
 
 def gaussian_heatmaps(points: np.ndarray, presence: np.ndarray, size: int, sigma: float) -> np.ndarray:
@@ -73,7 +71,12 @@ def enlarged_crop(
 
 
 class DAD3DNetTransform:
-    """Callable (example, rng | None) -> model inputs and targets; rng None means no random enlargement."""
+    """Callable (example, rng | None) -> model inputs and targets; rng None means no random enlargement.
+
+    `sample_params(rng)` draws the enlargement and `apply(example, params)` applies it, so the device
+    version (`data_pipelines.augment.dad3dnet`) can be checked against this one with the same
+    parameters; `host_fields(example)` is what the training pipeline yields when it runs on the device.
+    """
 
     def __init__(self, data: ml_collections.ConfigDict, embedding: LandmarkEmbedding):
         self.size = int(data.img_size)
@@ -82,21 +85,52 @@ class DAD3DNetTransform:
         self.embedding = embedding
 
     def __call__(self, ex: dict[str, Any], rng: np.random.Generator | None) -> dict[str, np.ndarray]:
-        image = np.asarray(ex["image"])
-        H, W = image.shape[:2]
+        return self.apply(ex, None if rng is None else self.sample_params(rng))
+
+    def sample_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """sides (4,): the box enlargement (left, right, top, bottom), U[enlarge)."""
+        return dict(sides=rng.uniform(*self.enlarge, 4))
+
+    def _image_points(self, ex: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """The 68 landmarks and all vertices in full-image pixels, (68, 2) and (V, 2)."""
         verts = np.asarray(ex["vertices"], np.float64)
         MV = np.asarray(ex["model_view_matrix"], np.float64)
         P = np.asarray(ex["projection_matrix"], np.float64)
+        H = np.asarray(ex["image"]).shape[0]
+        # Barycentric landmarks commute with MV (affine), so they are taken in model space.
+        return gt_landmarks_2d(self.embedding(verts), MV, P, H), gt_landmarks_2d(verts, MV, P, H)
+
+    def host_fields(self, ex: dict[str, Any]) -> dict[str, np.ndarray]:
+        """The uncropped example for device augmentation: image (H, W, 3) uint8, landmarks_image (68, 2)
+        and vertices_image (V, 2) in full-image pixels, vertices, head_box, model_view_matrix,
+        projection_matrix, image_hw and id."""
+        image = np.asarray(ex["image"], np.uint8)
+        lmk, vert2d = self._image_points(ex)
+        f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
+        return dict(
+            image=image,
+            landmarks_image=f32(lmk),
+            vertices_image=f32(vert2d),
+            vertices=f32(ex["vertices"]),
+            head_box=f32(ex["head_box"]),
+            model_view_matrix=f32(ex["model_view_matrix"]),
+            projection_matrix=f32(ex["projection_matrix"]),
+            image_hw=f32(image.shape[:2]),
+            id=np.asarray(_text(ex["id"])),
+        )
+
+    def apply(self, ex: dict[str, Any], params: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+        """One example through the enlargement `params` (`sample_params`; None: the mean)."""
+        image = np.asarray(ex["image"])
+        H, W = image.shape[:2]
         head_box = np.asarray(ex["head_box"], np.float64)
         lo, hi = self.enlarge
-        sides = rng.uniform(lo, hi, 4) if rng is not None else np.full(4, (lo + hi) / 2.0)
+        sides = np.full(4, (lo + hi) / 2.0) if params is None else np.asarray(params["sides"], np.float64)
         canvas, (x0, y0, x1, y1), scale, pad = enlarged_crop(image, head_box, sides, self.size)
         ch, cw = y1 - y0, x1 - x0
 
         origin = np.array([x0, y0], np.float64)
-        # Barycentric landmarks commute with MV (affine), so they are taken in model space.
-        lmk = gt_landmarks_2d(self.embedding(verts), MV, P, H) - origin
-        vert2d = gt_landmarks_2d(verts, MV, P, H) - origin
+        lmk, vert2d = (pts - origin for pts in self._image_points(ex))
         presence = (lmk[:, 0] > 0) & (lmk[:, 0] < cw) & (lmk[:, 1] > 0) & (lmk[:, 1] < ch)
         S = self.size
         lmk_s = lmk * scale + pad
@@ -108,13 +142,17 @@ class DAD3DNetTransform:
             landmarks=f32(lmk_s / S),
             presence=f32(presence),
             vertices_2d=f32(vert_s),
-            vertices=f32(verts),
+            vertices=f32(ex["vertices"]),
             crop_box=f32([x0, y0, x1 - x0, y1 - y0]),
             crop_scale=f32([scale, scale]),
             crop_pad=f32(pad),
             head_box=f32(head_box),
-            model_view_matrix=f32(MV),
-            projection_matrix=f32(P),
+            model_view_matrix=f32(ex["model_view_matrix"]),
+            projection_matrix=f32(ex["projection_matrix"]),
             image_hw=f32([H, W]),
-            id=np.asarray(ex["id"].decode() if isinstance(ex["id"], bytes) else str(ex["id"])),
+            id=np.asarray(_text(ex["id"])),
         )
+
+
+def _text(x: Any) -> str:
+    return x.decode() if isinstance(x, bytes) else str(x)

@@ -81,7 +81,13 @@ def rz(phi: float) -> np.ndarray:
 
 
 class TRGTransform:
-    """Callable (example, rng | None) -> model inputs and labels; rng None means no augmentation."""
+    """Callable (example, rng | None) -> model inputs and labels; rng None means no augmentation.
+
+    `sample_params(rng, has_3d)` draws one example's augmentation and `apply(example, params)` applies
+    it, so the device version (`data_pipelines.augment.trg`) can be checked against this one with the
+    same parameters. `host_fields(example)` is what the training pipeline yields when the augmentation
+    runs on the device: the decoded image and the geometry, before any warp.
+    """
 
     def __init__(self, data: ml_collections.ConfigDict, topology: FaceTopology):
         self.size = int(data.img_size)
@@ -91,6 +97,49 @@ class TRGTransform:
         self.flip_index = topology.flip_index
 
     def __call__(self, ex: dict[str, Any], rng: np.random.Generator | None) -> dict[str, np.ndarray]:
+        params = None if rng is None else self.sample_params(rng, bool(ex.get("has_3d", False)))
+        return self.apply(ex, params)
+
+    def sample_params(self, rng: np.random.Generator, has_3d: bool) -> dict[str, Any]:
+        """One example's augmentation: flip, shift (2,) x box size, scale, rotate, phi (rad),
+        colour_order (4,), colour_values (4,) and, for 2D-only examples, the mask patch (mask,
+        mask_yx (2,) top-left corner, mask_colour (3,))."""
+        aug = self.aug
+        flip = has_3d and rng.uniform() < aug["flip_p"]
+        shift = rng.uniform(-aug["centre_jitter"], aug["centre_jitter"], 2)
+        scale = rng.uniform(*aug["scale_jitter"])
+        rotate = rng.uniform() < aug["rotate_p"]
+        phi = np.deg2rad(rng.uniform(-aug["rotate_deg"], aug["rotate_deg"])) if rotate else 0.0
+        order, values = image_ops.sample_color_jitter(rng, *aug["color_jitter"])
+        mask = not has_3d and rng.uniform() < MASK_PATCH_P
+        mask_yx = rng.integers(0, self.size - self.size // 5, 2) if mask else np.zeros(2, np.int64)
+        mask_colour = rng.integers(0, 256, 3) if mask else np.zeros(3, np.int64)
+        return dict(flip=bool(flip), shift=shift, scale=scale, rotate=bool(rotate), phi=phi, colour_order=order,
+                    colour_values=values, mask=bool(mask), mask_yx=mask_yx, mask_colour=mask_colour)
+
+    def host_fields(self, ex: dict[str, Any]) -> dict[str, np.ndarray]:
+        """The unwarped example for device augmentation: image (H, W, 3) uint8, K, R, t, vtx_world
+        (1220, 3), landmarks_2d (68, 2), has_3d_vtx, has_rot, eval_vertices (only where the source has
+        them) and id; absent labels are zeros, as in `apply`."""
+        has_3d = bool(ex.get("has_3d", False))
+        f32 = lambda x: np.asarray(x, np.float32)  # noqa: E731
+        out = dict(
+            image=np.asarray(ex["image"], np.uint8),
+            K=f32(ex["K"]),
+            R=f32(ex.get("R", np.eye(3))),
+            t=f32(ex.get("t", np.zeros(3))),
+            vtx_world=f32(ex["face_vertices"]) if has_3d else np.zeros((NUM_FACE_VERTICES, 3), np.float32),
+            landmarks_2d=f32(ex["landmarks_2d"]) if "landmarks_2d" in ex and not has_3d else np.zeros((68, 2), np.float32),
+            has_3d_vtx=np.float32(has_3d),
+            has_rot=np.float32(bool(ex.get("has_rot", False))),
+            id=np.asarray(str(_text(ex["id"]))),
+        )
+        if "eval_vertices" in ex:
+            out["eval_vertices"] = f32(ex["eval_vertices"])
+        return out
+
+    def apply(self, ex: dict[str, Any], params: dict[str, Any] | None) -> dict[str, np.ndarray]:
+        """One example through the augmentation `params` (`sample_params`; None: none)."""
         image = np.asarray(ex["image"])
         H, W = image.shape[:2]
         K = np.asarray(ex["K"], np.float64).copy()
@@ -99,10 +148,10 @@ class TRGTransform:
         R = np.asarray(ex.get("R", np.eye(3)), np.float64)
         t = np.asarray(ex.get("t", np.zeros(3)), np.float64)
         world = np.asarray(ex["face_vertices"], np.float64) if has_3d else np.zeros((NUM_FACE_VERTICES, 3))
-        train = rng is not None
-        aug = self.aug
+        train = params is not None
+        p = params or {}
 
-        if train and has_3d and rng.uniform() < aug["flip_p"]:
+        if train and has_3d and p["flip"]:
             if self.flip_index is None:
                 raise ValueError(
                     "the flip augmentation needs the face mesh's mirror map: set config.data.flip_index_path "
@@ -114,15 +163,12 @@ class TRGTransform:
             K[0, 2] = W - K[0, 2]
 
         lmk = project(K, (world[self.kpt_ind] @ R.T) + t) if has_3d else np.asarray(ex["landmarks_2d"], np.float64)
-        shift, scale = None, 1.0
-        if train:
-            shift = rng.uniform(-aug["centre_jitter"], aug["centre_jitter"], 2)
-            scale = rng.uniform(*aug["scale_jitter"])
+        shift, scale = (np.asarray(p["shift"], np.float64), float(p["scale"])) if train else (None, 1.0)
         box = landmark_box(lmk, self.box_scale * scale, shift)
         warp = image_ops.box_to_crop(box, self.size)
 
-        rotate = train and rng.uniform() < aug["rotate_p"]
-        phi = np.deg2rad(rng.uniform(-aug["rotate_deg"], aug["rotate_deg"])) if rotate else 0.0
+        rotate = train and bool(p["rotate"])
+        phi = float(p["phi"]) if rotate else 0.0
         if has_3d:
             if rotate:
                 # Re-centre on the projected head origin and turn the head about the optical axis.
@@ -144,12 +190,11 @@ class TRGTransform:
 
         crop = image_ops.warp_affine(np.ascontiguousarray(image), warp, (self.size, self.size))
         if train:
-            crop = image_ops.color_jitter(crop, rng, *aug["color_jitter"])
-            if not has_3d and rng.uniform() < MASK_PATCH_P:
-                p = self.size // 5
-                y0, x0 = rng.integers(0, self.size - p, 2)
-                crop = crop.copy()
-                crop[y0 : y0 + p, x0 : x0 + p] = rng.integers(0, 256, 3)
+            crop = image_ops.apply_color_jitter(crop, p["colour_order"], p["colour_values"])
+            if not has_3d and p["mask"]:
+                side = self.size // 5
+                y0, x0 = (int(v) for v in p["mask_yx"])
+                crop[y0 : y0 + side, x0 : x0 + side] = np.asarray(p["mask_colour"], np.uint8)
 
         b = box[2] - box[0]
         cam = world @ R.T + t

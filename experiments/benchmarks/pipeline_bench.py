@@ -2,8 +2,11 @@ r"""Input-pipeline throughput and the synthetic build rate.
 
     python experiments/benchmarks/pipeline_bench.py [--data_dir D] [--config small] [--batches 20] [--write]
 
-For TRG (crop 192) and DAD-3DNet (crop 256) training pipelines with 0, 1 and 2 grain worker processes:
-images/s over `--batches` batches of 32 after one warm-up batch. Then the synthetic_heads render rate
+For TRG (crop 192) and DAD-3DNet (crop 256) training pipelines with 0, 1 and 2 grain worker processes,
+with the augmentation on the host (the numpy reference) and on the device (the host only reads and
+decodes; `config.data.device_augment`), timed alternately: images/s over `--batches` batches of 32
+after one warm-up batch, that rate per worker process (per core), and with 0 workers the images per
+CPU-second of the process, which a machine shared with other jobs does not distort. Then the synthetic_heads render rate
 (images/s of `render_examples` at 256 px, JPEG-encoded, after a warm-up batch). The dataset is built
 first if missing. `--write` records the table in RESULTS.md.
 """
@@ -32,7 +35,7 @@ SECTION = "## Input pipelines (pipeline_bench.py)"
 BATCH = 32
 
 
-def _config(model: str, data_dir: str, builder_config: str, workers: int):
+def _config(model: str, data_dir: str, builder_config: str, workers: int, device_augment: bool = True):
     spec = importlib.util.spec_from_file_location(f"cfg_{model}", REPO / "configs" / f"{model}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -40,17 +43,22 @@ def _config(model: str, data_dir: str, builder_config: str, workers: int):
     config.data.builder_config = builder_config
     config.data.data_dir = data_dir
     config.data.num_workers = workers
+    config.data.device_augment = device_augment
     return config
 
 
-def pipeline_rate(model: str, data_dir: str, builder_config: str, workers: int, batches: int) -> float:
-    config = _config(model, data_dir, builder_config, workers)
+def pipeline_rate(
+    model: str, data_dir: str, builder_config: str, workers: int, batches: int, device_augment: bool = True
+) -> tuple[float, float]:
+    """(images / s, images per CPU-second of this process)."""
+    config = _config(model, data_dir, builder_config, workers, device_augment)
     it = iter(make_dataset(config, "train", make_task(config).transform(), train=True, batch_size=BATCH, seed=0))
     next(it)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(batches):
         next(it)
-    return batches * BATCH / (time.perf_counter() - start)
+    n = batches * BATCH
+    return n / (time.perf_counter() - start), n / (time.process_time() - cpu)
 
 
 def render_rate(batches: int) -> float:
@@ -73,15 +81,20 @@ def main() -> None:
     rows = []
     for model in ("trg", "dad3dnet"):
         for workers in (0, 1, 2):
-            rate = pipeline_rate(model, args.data_dir, args.config, workers, args.batches)
-            rows.append(f"| {model} | {workers} | {rate:.0f} |")
-            print(rows[-1], flush=True)
+            for device in (False, True):
+                rate, cpu_rate = pipeline_rate(model, args.data_dir, args.config, workers, args.batches, device)
+                per_cpu = f"{cpu_rate:.0f}" if workers == 0 else "–"
+                rows.append(f"| {model} | {'device' if device else 'host'} | {workers} | {rate:.0f} "
+                            f"| {rate / max(workers, 1):.0f} | {per_cpu} |")
+                print(rows[-1], flush=True)
     build = render_rate(max(args.batches // 4, 2))
     machine = f"{os.cpu_count()}-core {platform.machine()} ({platform.processor() or 'cpu'}), CPU only"
     table = (
         f"{SECTION}\n\n`python experiments/benchmarks/pipeline_bench.py --config {args.config} --batches {args.batches}`: "
-        f"training pipelines (augmented), batches of {BATCH}, images/s after a warm-up batch. Machine: {machine}.\n\n"
-        "| pipeline | workers | images / s |\n|---|---|---|\n" + "\n".join(rows)
+        f"training pipelines, augmentation on the host (numpy) or the device (the host decodes), batches of {BATCH}, "
+        f"after a warm-up batch. Machine: {machine}.\n\n"
+        "| pipeline | augmentation | workers | images / s | images / s per worker | images per CPU-second |\n"
+        "|---|---|---|---|---|---|\n" + "\n".join(rows)
         + f"\n\nsynthetic_heads rendering at 256 px (LBS, rasterizer, shading, backgrounds, occluders, JPEG): "
         f"**{build:.0f} images/s** (the `small` build, 2,560 images, takes about {2560 / build:.0f} s of rendering).\n"
     )

@@ -84,6 +84,7 @@ class Prepared(NamedTuple):
 def prepare(model_name: str, variant: str | None, batch_size: int, dtype: str = "float32") -> Prepared:
     """Compiles the train step on a random batch and runs it once."""
     config = importlib.import_module(f"configs.{model_name}").get_config(variant)
+    config.data.device_augment = False  # the random batches are already in the augmented form
     rng = np.random.default_rng(0)
     make = trg_batch if model_name == "trg" else dad_batch
     task = make_task(config)

@@ -43,6 +43,9 @@ class Task(Protocol):
     def model_buffers(self) -> dict[str, np.ndarray]:
         """Initial model state that comes from the data (e.g. TRG's mean face)."""
 
+    def augment(self, batch: dict[str, jax.Array], key: jax.Array) -> dict[str, jax.Array]:
+        """The training augmentation of a training batch, inside the jitted step (pure in `key`)."""
+
     def loss(self, model: nnx.Module, batch: dict[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
         """Scalar training loss and its named terms (model in train mode)."""
 

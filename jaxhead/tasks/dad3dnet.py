@@ -13,6 +13,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from data_pipelines.augment import dad3dnet as dad_augment
 from data_pipelines import image_ops
 from data_pipelines.pipelines.dad3dnet import DAD3DNetTransform, enlarged_crop
 from flame_jax.dad_ground_truth import LandmarkEmbedding
@@ -86,6 +87,12 @@ class DAD3DNetTask:
         self.mean_landmarks = np.full((68, 2), 0.5)
         self.mean_R = np.diag([1.0, -1.0, -1.0])
         self.mean_vertices = np.asarray(self.flame.v_template, np.float64)
+
+    def augment(self, batch: dict[str, jax.Array], key: jax.Array) -> dict[str, jax.Array]:
+        """The training augmentation of a host batch, on the device (the identity when the host augments)."""
+        if not self.config.data.get("device_augment"):
+            return batch
+        return dad_augment.augment(batch, key, dad_augment.DAD3DNetAugment.from_config(self.config.data))
 
     def _face_triangles(self) -> np.ndarray:
         faces = np.asarray(self.flame.faces)

@@ -11,6 +11,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from data_pipelines.augment import trg as trg_augment
 from data_pipelines.pipelines.trg import TRGTransform, crop_inputs, square_box
 from data_pipelines.topology import FaceTopology, load_topology
 from flame_jax.projection import correction_from_translation, translation_from_correction
@@ -59,6 +60,13 @@ class TRGTask:
 
     def transform(self) -> TRGTransform:
         return TRGTransform(self.config.data, self.topology)
+
+    def augment(self, batch: dict[str, jax.Array], key: jax.Array) -> dict[str, jax.Array]:
+        """The training augmentation of a host batch, on the device (the identity when the host augments)."""
+        if not self.config.data.get("device_augment"):
+            return batch
+        # Built when the step is traced, so evaluation never needs the training-only flip map.
+        return trg_augment.augment(batch, key, trg_augment.TRGAugment.from_config(self.config.data, self.topology))
 
     def model_buffers(self) -> dict[str, np.ndarray]:
         t = self.topology

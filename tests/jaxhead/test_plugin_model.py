@@ -66,6 +66,9 @@ class FakeRotationTask:
     def transform(self) -> FakeTransform:
         return FakeTransform()
 
+    def augment(self, batch: dict[str, jax.Array], key: jax.Array) -> dict[str, jax.Array]:
+        return batch
+
     def model_buffers(self) -> dict[str, np.ndarray]:
         return {}
 

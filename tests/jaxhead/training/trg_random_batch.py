@@ -14,7 +14,9 @@ from jaxhead.tasks.trg import TRGTask
 
 def trg_setup(B: int) -> tuple[ml_collections.ConfigDict, TRGTask, dict[str, np.ndarray]]:
     """(config, task, batch): 64 px crops, width 1/8, a random topology; batch arrays are f32."""
-    config = ml_collections.ConfigDict(dict(model=model_config(), loss=loss_config()))
+    config = ml_collections.ConfigDict(
+        dict(model=model_config(), loss=loss_config(), data=dict(device_augment=False))  # batches come augmented
+    )
     config.model.update(img_size=64, width_multiplier=0.125, regressor_hidden=64)
     S, V = config.model.img_size, config.model.num_vertices
     rng = np.random.default_rng(0)
