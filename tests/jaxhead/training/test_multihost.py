@@ -41,6 +41,8 @@ RTOL = 1e-6
 # Measured: 2.3e-5 per parameter leaf, 8.8e-5 in the updates of steps 4-6 (which carry the
 # gradients' last-bit differences against a scale ~1e-4 of the parameters').
 LEAF_RTOL = 1e-4
+# The gradient norm sums squares over every leaf, the ~1e-7 noise leaves too: measured 2.4e-6 at step 5.
+GRAD_NORM_RTOL = 1e-4
 UPDATE_RTOL = 5e-4
 OVERRIDES = (
     "--config.train.log_every=1",
@@ -146,7 +148,8 @@ def test_two_hosts_match_one_host(cpu_collectives: None, synthetic_tiny: Path, t
     for key in m1:
         assert m1[key].keys() == m2[key].keys(), key
         for name, v in m1[key].items():
-            assert abs(v - m2[key][name]) <= RTOL * max(abs(v), 1e-3), (key, name, v, m2[key][name])
+            rtol = GRAD_NORM_RTOL if name == "grad_norm" else RTOL
+            assert abs(v - m2[key][name]) <= rtol * max(abs(v), 1e-3), (key, name, v, m2[key][name])
 
     # Every test example scored once, with the same metrics and the same baseline.
     r1, r2 = (json.loads((w / "eval" / "test.json").read_text()) for w in (one, two))
