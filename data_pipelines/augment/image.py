@@ -136,14 +136,20 @@ def color_jitter(x: jax.Array, order: jax.Array, values: jax.Array) -> jax.Array
     """(H, W, 3) in [0, 1] through brightness, contrast, saturation and hue in `order` (4,) int with
     `values` (4,) (three factors, one hue shift), clipped after each, rounded to the uint8 grid."""
     w = jnp.asarray(GREY_WEIGHTS)
-    ops = (
-        lambda x: x * values[0],
-        lambda x: (x - jnp.mean(x @ w)) * values[1] + jnp.mean(x @ w),
-        lambda x: (x - (x @ w)[..., None]) * values[2] + (x @ w)[..., None],
-        lambda x: _shift_hue(x, values[3]),
-    )
+
+    def blend(x: jax.Array, op: jax.Array) -> jax.Array:
+        # Brightness, contrast and saturation are one blend toward black, the mean grey or each pixel's grey.
+        grey = (x @ w)[..., None]
+        ref = jnp.where(op == 0, 0.0, jnp.where(op == 1, jnp.mean(grey), grey))
+        return jnp.clip((x - ref) * values[jnp.minimum(op, 2)] + ref, 0.0, 1.0)
+
+    # The hue shift (the costly op) runs once, between the blends before and after it in `order`.
+    hue_at = jnp.argmax(order == 3)
     for k in range(4):
-        x = jnp.clip(jax.lax.switch(order[k], ops, x), 0.0, 1.0)
+        x = jnp.where(k < hue_at, blend(x, order[k]), x)
+    x = jnp.clip(_shift_hue(x, values[3]), 0.0, 1.0)
+    for k in range(4):
+        x = jnp.where(k > hue_at, blend(x, order[k]), x)
     return jnp.floor(x * 255.0 + 0.5) / 255.0
 
 
