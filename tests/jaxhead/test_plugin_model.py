@@ -122,6 +122,7 @@ def _config(data_dir: Path) -> ml_collections.ConfigDict:
     config.model = ml_collections.ConfigDict(dict(name="fake_rotation", width=8, img_size=SIZE))
     config.data.data_dir = str(data_dir)
     config.data.num_workers = 0
+    config.data.device_augment = False  # the fake task augments nothing, on the host or the device
     config.train.num_steps = 4
     config.train.eval_every_steps = 2
     return config
