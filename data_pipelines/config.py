@@ -28,7 +28,9 @@ def trg_data_config() -> ml_collections.ConfigDict:
             trg_assets_dir="",
             flip_index_path="",
             synthetic_seed=0,
-            extra_datasets=(),  # e.g. ("w300lp",) for TRG*: mixed in with equal weight per example
+            # e.g. ("w300lp",) for TRG*: mixed in with equal weight per example; an epoch is one pass
+            # over the whole mixture. Entries are "name" or "name/builder_config".
+            extra_datasets=(),
             box_scale=1.5,
             augment=dict(
                 flip_p=0.5,

@@ -54,9 +54,13 @@ def make_manager(
     """A manager that keeps exactly the last `keep_last` steps plus the best by `best_metric`.
 
     Steps saved without metrics count only as recent ones (orbax's BestN would keep them all).
+    The metrics are written with each step (orbax writes them only when `best_fn` is set), so a
+    resumed run still knows which step is the best.
     """
     policies: list[Any] = [ocp.checkpoint_managers.LatestN(keep_last)]
+    best: dict[str, Any] = {}
     if best_metric is not None:
+        best = {"best_fn": lambda m: m[best_metric], "best_mode": best_mode}
         policies.append(
             ocp.checkpoint_managers.BestN(
                 get_metric_fn=lambda m: m[best_metric], reverse=best_mode == "min", n=1,
@@ -68,6 +72,7 @@ def make_manager(
         read_only=read_only,
         create=not read_only,
         enable_async_checkpointing=False,
+        **best,
     )
     return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
 

@@ -12,8 +12,6 @@ import sys
 from pathlib import Path
 
 import jax
-import itertools
-
 import ml_collections
 from absl import app, flags, logging
 
@@ -21,9 +19,8 @@ from jaxhead import checkpoint
 from jaxhead.tasks import make_task
 from jaxhead.training import data as train_data
 from jaxhead.training import sharding
-from jaxhead.training.evaluation import evaluate_split, global_rows
+from jaxhead.training.final_evaluation import final_evaluation
 from jaxhead.training.steps import make_eval_step, split_model
-from jaxhead.training.summary import write_eval_report
 
 
 def evaluate(
@@ -57,21 +54,14 @@ def evaluate(
     graphdef, params, rest = split_model(model)
     params, rest = sharding.replicate((params, rest), mesh)
     eval_step = make_eval_step(graphdef, task, mesh)
-    if "train" in data_info.num_examples:
-        # The mean-prediction baseline comes from the training split of the evaluated dataset;
-        # without one (e.g. BIWI) it is the task's prior (the model's initial pose and face).
-        with train_data.eval_batches(config, local_bs, transform, split="train") as batches:
-            task.fit_baseline(global_rows(itertools.islice(batches, 8), local_bs))
-    with train_data.eval_batches(config, local_bs, transform, split=split) as batches:
-        result = evaluate_split(
-            eval_step, params, rest, batches, task, mesh, local_bs,
-            keep_first=config.eval.num_pictures, with_baseline=True,
-        )
     name = f"{config.data.dataset}_{split}"
+    result = final_evaluation(
+        config, task, transform, eval_step, params, rest, mesh, local_bs, split=split,
+        fit_baseline="train" in data_info.num_examples, report=workdir / "eval" / name,
+        picture=workdir / "eval" / f"{name}.png",
+    )
     if jax.process_index() == 0:
-        md, _ = write_eval_report(workdir / "eval", name, result, config)
-        task.draw(*result["examples"], workdir / "eval" / f"{name}.png")
-        print(md.read_text())
+        print((workdir / "eval" / f"{name}.md").read_text())
     logging.info("evaluated step %d of %s on %s", step, workdir, name)
     return result
 

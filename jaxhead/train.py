@@ -11,7 +11,6 @@ the parameters and optimizer state are replicated.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import sys
 import time
@@ -29,32 +28,20 @@ from jaxhead.config_overrides import parse_flags
 from jaxhead.models import build_model
 from jaxhead.tasks import make_task
 from jaxhead.training import data as train_data
-from jaxhead.training import sharding
-from jaxhead.training.evaluation import evaluate_split, global_rows
+from jaxhead.training import rng, sharding
+from jaxhead.training.evaluation import evaluate_split
+from jaxhead.training.final_evaluation import final_evaluation
 from jaxhead.training.metric_log import MetricLogger, progress_bar
+from jaxhead.training.monitor import EarlyStopping
 from jaxhead.training.optimizer import current_learning_rate, make_optimizer, make_plateau, with_lr_scale
 from jaxhead.training.steps import make_eval_step, make_train_step, split_model
-from jaxhead.training.summary import write_eval_report, write_training_curves
+from jaxhead.training.summary import atomic_write, write_training_curves
 from jaxhead.training.workdir_lock import WorkdirBusyError, workdir_lock
 from jaxhead.training.xla_flags import add_xla_flags
 
 
 class NonFiniteError(RuntimeError):
     pass
-
-
-class EarlyStopping:
-    """Stops after `patience` evaluations without a better value (0 disables it)."""
-
-    def __init__(self, patience: int, mode: str):
-        self.patience, self.mode = int(patience), mode
-        self.best: float | None = None
-        self.num_bad = 0
-
-    def should_stop(self, value: float) -> bool:
-        better = self.best is None or (value < self.best if self.mode == "min" else value > self.best)
-        self.best, self.num_bad = (value, 0) if better else (self.best, self.num_bad + 1)
-        return self.patience > 0 and self.num_bad >= self.patience
 
 
 class MetricWindow:
@@ -65,23 +52,28 @@ class MetricWindow:
     """
 
     def __init__(self, first_step: int):
-        self.first_step, self.steps = first_step, []
+        self.first_step = first_step
+        self.pending: list[dict[str, jax.Array]] = []  # on the device
+        self.fetched: list[dict[str, np.ndarray]] = []  # already checked
         self.t0 = time.perf_counter()
 
     def add(self, metrics: dict[str, jax.Array]) -> None:
-        self.steps.append(metrics)
+        self.pending.append(metrics)
 
     def check(self) -> list[dict[str, np.ndarray]]:
-        fetched = jax.device_get(self.steps)
-        for offset, m in enumerate(fetched):
+        """The window's metrics on the host; only the steps not fetched before are transferred."""
+        new, start = jax.device_get(self.pending), self.first_step + len(self.fetched)
+        self.pending = []
+        for offset, m in enumerate(new):
             if not bool(m["finite"]):
                 terms = ", ".join(f"{k}={float(v):.6g}" for k, v in m.items() if k.startswith("loss"))
                 raise NonFiniteError(
-                    f"non-finite loss, gradient or updated parameters at step {self.first_step + offset} ({terms}, "
+                    f"non-finite loss, gradient or updated parameters at step {start + offset} ({terms}, "
                     f"grad_norm={float(m['grad_norm']):.6g}); the step was not applied. Stopping without writing "
                     "a checkpoint. Try a lower learning rate or --config.optim.grad_clip_norm."
                 )
-        return fetched
+        self.fetched += new
+        return self.fetched
 
     def summary(self, batch_size: int) -> dict[str, float]:
         """Mean of each metric, and images/s since the last summary; starts a new window."""
@@ -90,7 +82,7 @@ class MetricWindow:
         scalars = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0] if k != "finite"}
         scalars["images_per_s"] = len(fetched) * batch_size / elapsed
         self.first_step += len(fetched)
-        self.steps, self.t0 = [], time.perf_counter()
+        self.fetched, self.t0 = [], time.perf_counter()
         return scalars
 
 
@@ -130,6 +122,14 @@ def check_resumable(saved: dict, config: ml_collections.ConfigDict, workdir: Pat
         )
 
 
+def run_length(config: ml_collections.ConfigDict, num_train: int) -> tuple[int, int, int]:
+    """(steps per epoch, total steps, steps between evaluations) for `num_train` examples an epoch
+    (the whole training mixture) at the global batch size."""
+    steps_per_epoch = max(num_train // config.data.batch_size, 1)
+    total_steps = config.train.num_steps or config.train.num_epochs * steps_per_epoch
+    return steps_per_epoch, total_steps, config.train.eval_every_steps or steps_per_epoch
+
+
 def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, float]:
     """Runs (or resumes) training under the workdir's lock; returns the final test summary."""
     workdir = Path(workdir)
@@ -151,27 +151,29 @@ def _train(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, float]
     data_info = train_data.prepare(config)
     task = make_task(config)
     transform = task.transform()
-    steps_per_epoch = max(data_info.num_train // config.data.batch_size, 1)
-    total_steps = config.train.num_steps or config.train.num_epochs * steps_per_epoch
-    eval_every = config.train.eval_every_steps or steps_per_epoch
+    steps_per_epoch, total_steps, eval_every = run_length(config, data_info.num_train)
 
     # Model and optimizer.
-    model = build_model(config, rngs=nnx.Rngs(config.seed), **task.model_buffers())
+    model = build_model(config, rngs=rng.init_rngs(config.seed), **task.model_buffers())
     tx = make_optimizer(config.optim, steps_per_epoch, total_steps)
     plateau = make_plateau(config.optim, task.best_mode)
+    stopper = EarlyStopping(config.train.get("early_stopping_patience", 0), task.best_mode)
     model.eval()
     eval_graphdef, _, _ = split_model(model)
     model.train()
     train_graphdef, params, rest = split_model(model)
     opt_state = tx.init(params)
+    leader = jax.process_index() == 0
 
-    # Resume from the latest checkpoint of this workdir, if any.
-    manager = checkpoint.make_manager(
-        workdir, keep_last=config.train.keep_checkpoints, best_metric=task.best_metric, best_mode=task.best_mode
-    )
-    with contextlib.closing(iter(train_data.train_batches(config, local_bs, transform))) as train_iter:
+    # Everything opened here is closed on the way out, also when a step or an evaluation raises.
+    with contextlib.ExitStack() as stack:
+        manager = stack.enter_context(contextlib.closing(checkpoint.make_manager(
+            workdir, keep_last=config.train.keep_checkpoints, best_metric=task.best_metric, best_mode=task.best_mode
+        )))
+        train_iter = stack.enter_context(contextlib.closing(iter(train_data.train_batches(config, local_bs, transform))))
+
+        # Resume from the latest checkpoint of this workdir, if any.
         start_step = manager.latest_step() or 0
-        stopper = EarlyStopping(config.train.get("early_stopping_patience", 0), task.best_mode)
         if start_step:
             check_resumable(checkpoint.config_to_json(checkpoint.read_config(workdir, start_step)[0]), config, workdir)
             checkpoint.restore_model_state(manager, start_step, model)
@@ -180,44 +182,57 @@ def _train(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, float]
             train_iter.set_state(data_state)
             if plateau is not None:
                 plateau.load_state_dict(trainer_state["plateau"])
-            stopper.__dict__.update(trainer_state.get("early_stopping") or {})
+            stopper.load_state_dict(trainer_state.get("early_stopping"))
             logging.info("resumed from step %d of %s", start_step, workdir)
-        (workdir / "config.json").write_text(json.dumps(checkpoint.config_to_json(config), indent=2))
+        if stopper.stopped_at is not None:
+            total_steps = stopper.stopped_at
+        finished = start_step >= total_steps
+        report = workdir / "eval" / config.eval.split
+        if finished:
+            why = (f"stopped early at step {total_steps} (no better {task.best_metric} in {stopper.patience} "
+                   "evaluations)" if stopper.stopped_at is not None else f"trained to step {total_steps}")
+            if report.with_suffix(".json").exists():
+                logging.info("%s holds a finished run, %s; nothing to do (report: %s.md)", workdir, why, report)
+                return json.loads(report.with_suffix(".json").read_text())["model"]
+            logging.info("%s holds a finished run, %s; evaluating it only", workdir, why)
+        elif leader:
+            atomic_write(workdir / "config.json", json.dumps(checkpoint.config_to_json(config), indent=2))
 
         params, rest, opt_state = sharding.replicate((params, rest, opt_state), mesh)
         train_step = make_train_step(train_graphdef, task, tx, mesh, config.train.compute_dtype)
         eval_step = make_eval_step(eval_graphdef, task, mesh)
-        base_key = jax.random.key(config.seed)
-        logger = MetricLogger(workdir, start_step)
+        logger = stack.enter_context(contextlib.closing(MetricLogger(workdir, start_step)))
+        monitored = config.eval.max_batches or None  # global batches every model-selection value comes from
 
-        def run_eval(step: int, *, final: bool) -> dict:
+        def periodic_eval(step: int) -> dict[str, float]:
             with train_data.eval_batches(config, local_eval_bs, transform) as batches:
-                result = evaluate_split(
-                    eval_step, params, rest, batches, task, mesh, local_eval_bs,
-                    max_batches=None if final else config.eval.max_batches or None,
-                    keep_first=config.eval.num_pictures if final else 0, with_baseline=final,
-                )
-            logger.write(step, config.eval.split, result["summary"])
-            return result
+                summary = evaluate_split(
+                    eval_step, params, rest, batches, task, mesh, local_eval_bs, max_batches=monitored
+                )["summary"]
+            logger.write(step, config.eval.split, summary)
+            return summary
 
         def save(step: int, metrics: dict[str, float] | None, data_state: dict) -> None:
             checkpoint.save(
                 manager, step, model=nnx.merge(train_graphdef, params, rest), config=config, opt_state=opt_state,
                 data_state=data_state, metrics=metrics,
-                trainer_state={"plateau": plateau.state_dict() if plateau else None, "early_stopping": vars(stopper)},
+                trainer_state={"plateau": plateau.state_dict() if plateau else None,
+                               "early_stopping": stopper.state_dict()},
             )
 
         def fetch() -> tuple[dict[str, jax.Array], dict]:
             """The next batch, already on its devices, and the iterator state just after it."""
             return sharding.shard_batch(next(train_iter), mesh), train_iter.get_state()
 
-        bar = progress_bar(total_steps, start_step, desc=f"train {config.model.name}")
+        bar = stack.enter_context(contextlib.closing(
+            progress_bar(total_steps, start_step, desc=f"train {config.model.name}")
+        ))
         window = MetricWindow(start_step + 1)
         data_state = train_iter.get_state()
-        if start_step < total_steps:
+        if not finished:
             batch, data_state = fetch()
         for step in range(start_step + 1, total_steps + 1):
-            params, rest, opt_state, metrics = train_step(params, rest, opt_state, batch, jax.random.fold_in(base_key, step))
+            params, rest, opt_state, metrics = train_step(params, rest, opt_state, batch, rng.step_key(config.seed, step))
             window.add(metrics)
             # Two batches in flight: the next one is read and sent while this step runs.
             if step < total_steps:
@@ -233,11 +248,11 @@ def _train(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, float]
             eval_metrics = None
             if step % eval_every == 0 and step != total_steps:
                 window.check()
-                eval_metrics = run_eval(step, final=False)["summary"]
+                eval_metrics = periodic_eval(step)
                 if plateau is not None:
                     opt_state = with_lr_scale(opt_state, plateau.step(eval_metrics[task.best_metric]))
-                if stopper.should_stop(eval_metrics[task.best_metric]):
-                    logging.info("early stopping at step %d: no better %s for %d evaluations",
+                if stopper.update(step, eval_metrics[task.best_metric]):
+                    logging.info("early stopping at step %d: no better %s in %d evaluations",
                                  step, task.best_metric, stopper.patience)
                     total_steps = step
                     break
@@ -249,20 +264,21 @@ def _train(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, float]
         bar.close()
         window.check()
 
-        # Final evaluation (with the mean-prediction baseline fitted on unaugmented training
-        # batches), checkpoint, report and pictures.
-        with train_data.eval_batches(config, local_eval_bs, transform, split="train") as batches:
-            task.fit_baseline(global_rows(itertools.islice(batches, config.eval.baseline_batches), local_eval_bs))
-        result = run_eval(total_steps, final=True)
-        if total_steps > start_step or manager.latest_step() != total_steps:
-            save(total_steps, result["summary"], data_state)
-    if jax.process_index() == 0:
-        write_eval_report(workdir / "eval", config.eval.split, result, config)
+        # Final evaluation on the whole split. The checkpoint's metric for model selection is
+        # the monitored subset's, comparable with every periodic evaluation's.
+        result = final_evaluation(
+            config, task, transform, eval_step, params, rest, mesh, local_eval_bs, split=config.eval.split,
+            fit_baseline=True, report=report, picture=workdir / "predictions.png",
+        )
+        if not finished:
+            if stopper.stopped_at != total_steps:  # an early stop logged this step's evaluation already
+                logger.write(total_steps, config.eval.split, result["monitor"])
+            if monitored:
+                logger.write(total_steps, f"{config.eval.split}_full", result["summary"])
+        if manager.latest_step() != total_steps:
+            save(total_steps, result["monitor"], data_state)
+    if leader:
         write_training_curves(workdir)
-        if result["examples"] is not None:
-            task.draw(*result["examples"], workdir / "predictions.png")
-    logger.close()
-    manager.close()
     logging.info("final test metrics: %s", result["summary"])
     return result["summary"]
 

@@ -37,22 +37,15 @@ class _Augment(grain.transforms.RandomMap):
         return self.fn(element, rng)
 
 
-class _Host(grain.transforms.Map):
-    """The unaugmented decoded example for device augmentation (`transform.host_fields`)."""
+class _Map(grain.transforms.Map):
+    """`fn(element, *args)`: the decoded example for device augmentation (`transform.host_fields`),
+    or the unaugmented one (`transform` with rng None)."""
 
-    def __init__(self, fn: Callable[[dict], dict]):
-        self.fn = fn
-
-    def map(self, element: dict) -> dict:
-        return self.fn(element)
-
-
-class _Plain(grain.transforms.Map):
-    def __init__(self, fn: Callable[[dict, np.random.Generator | None], dict]):
-        self.fn = fn
+    def __init__(self, fn: Callable[..., dict], *args: Any):
+        self.fn, self.args = fn, args
 
     def map(self, element: dict) -> dict:
-        return self.fn(element, None)
+        return self.fn(element, *self.args)
 
 
 @atexit.register
@@ -76,6 +69,23 @@ def source(name: str, builder_config: str | None, split: str, data_dir: str) -> 
     if split not in sources:
         raise ValueError(f"dataset {full} in {data_dir} has no split {split!r}; it has {sorted(sources)}")
     return sources[split]
+
+
+def training_datasets(data: ml_collections.ConfigDict) -> list[tuple[str, str | None]]:
+    """(name, builder config) of each dataset of the training mixture: `data.dataset` (with
+    `data.builder_config`), then each of `data.extra_datasets`, written "name" or "name/config"."""
+    names = [(data.dataset, data.builder_config or None)]
+    for entry in data.get("extra_datasets", ()) or ():
+        name, _, builder_config = str(entry).partition("/")
+        names.append((name, builder_config or None))
+    return names
+
+
+def num_train_examples(data: ml_collections.ConfigDict) -> int:
+    """Examples in one epoch of the training mixture: the sum of its datasets' train splits, as
+    the official TRG code's concatenated ARKitFace + 300W-LP dataset counts them."""
+    root = data.data_dir or default_data_dir()
+    return sum(len(source(n, c, "train", root)) for n, c in training_datasets(data))
 
 
 def process_batches(batches: grain.MapDataset, *, train: bool) -> grain.MapDataset:
@@ -113,20 +123,18 @@ def make_dataset(
     """
     data = config.data
     root = data.data_dir or default_data_dir()
-    names = [(data.dataset, data.builder_config or None)]
-    if train:
-        names += [(n, None) for n in (data.get("extra_datasets", ()) or ())]
+    names = training_datasets(data) if train else [(data.dataset, data.builder_config or None)]
     parts = []
     for name, builder_config in names:
         ds = grain.MapDataset.source(source(name, builder_config, split, root))
         if train and data.get("device_augment", False):
-            ds = ds.seed(seed).shuffle().repeat(num_epochs).map(_Host(transform.host_fields))
+            ds = ds.seed(seed).shuffle().repeat(num_epochs).map(_Map(transform.host_fields))
         elif train:
             ds = ds.seed(seed).shuffle().repeat(num_epochs).random_map(_Augment(transform))
         elif data.get("val_jitter", False):
             ds = ds.seed(seed).random_map(_Augment(transform))
         else:
-            ds = ds.map(_Plain(transform))
+            ds = ds.map(_Map(transform, None))
         parts.append(ds)
     if len(parts) > 1:
         sizes = [len(source(n, c, split, root)) for n, c in names]

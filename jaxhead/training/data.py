@@ -17,20 +17,20 @@ import tensorflow_datasets as tfds
 from jax.experimental import multihost_utils
 
 from data_pipelines.build import default_data_dir, ensure_built
-from data_pipelines.pipelines import make_dataset
+from data_pipelines.pipelines import make_dataset, num_train_examples, training_datasets
 from jaxhead.tasks import Transform
 
 
 @dataclasses.dataclass(frozen=True)
 class DataInfo:
-    """What the task and the loop need to know about the data."""
+    """What the loop needs to know about the data.
 
-    data_dir: str
+    num_examples: the split sizes of `config.data.dataset`.
+    num_train: examples in one training epoch, over every dataset of the mixture.
+    """
+
     num_examples: dict[str, int]
-
-    @property
-    def num_train(self) -> int:
-        return self.num_examples["train"]
+    num_train: int
 
 
 def data_dir(config: ml_collections.ConfigDict) -> str:
@@ -42,27 +42,25 @@ def default_builder_config(dataset: str) -> str:
     return "default" if dataset == "synthetic_heads" else ""
 
 
-def _datasets(config: ml_collections.ConfigDict) -> list[tuple[str, str | None]]:
-    extra = tuple(config.data.get("extra_datasets", ()) or ())
-    return [(config.data.dataset, config.data.builder_config or None)] + [(name, None) for name in extra]
-
-
 def prepare(config: ml_collections.ConfigDict, splits: tuple[str, ...] | None = None) -> DataInfo:
-    """Builds missing datasets (process 0), then returns the split sizes."""
+    """Builds missing datasets (process 0; the whole training mixture when `splits` has "train"),
+    then returns the split sizes."""
     splits = splits or ("train", config.eval.split)
     root = data_dir(config)
+    needed = training_datasets(config.data) if "train" in splits else training_datasets(config.data)[:1]
     if jax.process_index() == 0:
-        for name, builder_config in _datasets(config):
+        for name, builder_config in needed:
             ensure_built(name, builder_config, root, config.data.get("manual_dir") or None)
     if jax.process_count() > 1:
         multihost_utils.sync_global_devices("datasets built")
-    name, builder_config = _datasets(config)[0]
+    name, builder_config = config.data.dataset, config.data.builder_config or None
     full_name = f"{name}/{builder_config}" if builder_config else name
     sources = tfds.data_source(full_name, data_dir=root)
     missing = [s for s in splits if s not in sources]
     if missing:
         raise ValueError(f"dataset {full_name} in {root} has no split {missing}; it has {sorted(sources)}")
-    return DataInfo(data_dir=root, num_examples={s: len(sources[s]) for s in sources})
+    num_train = num_train_examples(config.data) if "train" in splits else 0
+    return DataInfo(num_examples={s: len(sources[s]) for s in sources}, num_train=num_train)
 
 
 def train_batches(config: ml_collections.ConfigDict, local_batch_size: int, transform: Transform) -> Any:

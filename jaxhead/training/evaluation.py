@@ -20,6 +20,9 @@ from jaxhead.tasks import Task
 from jaxhead.training.sharding import DATA_AXIS, shard_batch
 
 
+_BATCH = "__batch_index"  # the global batch each gathered row came from
+
+
 def pad_batch(batch: dict[str, np.ndarray], size: int) -> tuple[dict[str, np.ndarray], int]:
     """Repeats the last row until every array has `size` rows; returns (batch, real rows)."""
     n = len(next(iter(batch.values())))
@@ -110,6 +113,7 @@ def evaluate_split(
     batch_size: int,
     *,
     max_batches: int | None = None,
+    monitor_batches: int | None = None,
     keep_first: int = 0,
     with_baseline: bool = False,
 ) -> dict[str, Any]:
@@ -119,11 +123,13 @@ def evaluate_split(
       batches: this process's batches (`jaxhead.training.data.eval_batches`).
       batch_size: this process's batch size (the padding target).
       max_batches: at most this many global batches.
+      monitor_batches: also summarise the first this many global batches alone ("monitor"): the
+        fixed subset that model selection compares at every evaluation (None: the whole pass).
       keep_first: how many examples (batch + predictions) of process 0 to keep for drawing.
 
     Returns:
-      {"summary": {...}, "per_sample": {...}, "baseline": {...} (if asked),
-       "examples": (batch, predictions) of the first `keep_first` examples}.
+      {"summary": {...}, "monitor": {...}, "per_sample": {...}, "baseline": {...} (if asked),
+       "examples": (batch, predictions) of the first `keep_first` examples, or None}.
     """
     per_sample: dict[str, list[np.ndarray]] = {}
     base_per_sample: dict[str, list[np.ndarray]] = {}
@@ -151,8 +157,12 @@ def evaluate_split(
     def gather(d: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
         return _allgather_rows({k: np.stack(v) for k, v in d.items()}, np.stack(masks))
 
-    result: dict[str, Any] = {"per_sample": gather(per_sample), "examples": examples}
-    result["summary"] = task.summarize(result["per_sample"])
+    rows = gather({**per_sample, _BATCH: [np.full(batch_size, i) for i in range(len(masks))]})
+    batch_of_row = rows.pop(_BATCH)
+    result: dict[str, Any] = {"per_sample": rows, "examples": examples, "summary": task.summarize(rows)}
+    result["monitor"] = result["summary"]
+    if monitor_batches and monitor_batches < len(masks):
+        result["monitor"] = task.summarize({k: v[batch_of_row < monitor_batches] for k, v in rows.items()})
     if with_baseline:
         result["baseline"] = task.summarize(gather(base_per_sample))
     return result

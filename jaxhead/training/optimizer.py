@@ -8,12 +8,13 @@ rule after evaluations) is checkpointed with the optimizer state.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Callable
 
 import jax.numpy as jnp
 import ml_collections
 import optax
+
+from jaxhead.training.monitor import improves
 
 SCHEDULES = ("constant", "step", "plateau", "cosine")
 
@@ -37,7 +38,7 @@ def optim_config(**overrides: Any) -> ml_collections.ConfigDict:
             # "step": multiply by `step_factor` at each of `step_epochs` (StepLR-like, per epoch).
             step_epochs=(20,),
             step_factor=0.1,
-            # "plateau": ReduceLROnPlateau on the validation metric `config.train.best_metric`.
+            # "plateau": ReduceLROnPlateau on the task's monitored validation metric (`Task.best_metric`).
             plateau_factor=0.5,
             plateau_patience=8,
             plateau_min_lr=1e-6,
@@ -122,19 +123,12 @@ class Plateau:
     min_scale: float
     mode: str = "min"
     threshold: float = 1e-4
-    best: float = math.inf
+    best: float | None = None  # None: no evaluation yet
     num_bad: int = 0
     scale: float = 1.0
 
-    def _better(self, value: float) -> bool:
-        if not math.isfinite(self.best):
-            return True
-        if self.mode == "min":
-            return value < self.best * (1.0 - self.threshold)
-        return value > self.best * (1.0 + self.threshold)
-
     def step(self, value: float) -> float:
-        if self._better(value):
+        if improves(value, self.best, self.mode, self.threshold):
             self.best, self.num_bad = value, 0
         else:
             self.num_bad += 1
@@ -144,11 +138,10 @@ class Plateau:
         return self.scale
 
     def state_dict(self) -> dict[str, float | None]:
-        # JSON has no infinity: "no best yet" is None.
-        return {"best": self.best if math.isfinite(self.best) else None, "num_bad": self.num_bad, "scale": self.scale}
+        return {"best": self.best, "num_bad": self.num_bad, "scale": self.scale}
 
     def load_state_dict(self, state: dict[str, float | None]) -> None:
-        self.best = math.inf if state["best"] is None else float(state["best"])
+        self.best = None if state["best"] is None else float(state["best"])
         self.num_bad, self.scale = int(state["num_bad"]), float(state["scale"])
 
 

@@ -16,10 +16,8 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from jaxhead.tasks import Task
+from jaxhead.training import rng
 from jaxhead.training.sharding import batch_sharded, replicated
-
-# fold_in stream of the augmentation key; the model's RNG streams keep the step key itself.
-AUGMENT_STREAM = 1
 
 TrainStep = Callable[[Any, Any, Any, dict[str, jax.Array], jax.Array], tuple[Any, Any, Any, dict[str, jax.Array]]]
 
@@ -55,7 +53,8 @@ def make_train_step(
 ) -> TrainStep:
     """A jitted `(params, rest, opt_state, batch, key) -> (params, rest, opt_state, metrics)`.
 
-    The batch goes through `task.augment` first, with a key folded from the step key.
+    The step key splits into the augmentation key (`task.augment` sees the batch first) and the
+    dropout key that reseeds the model's RNG streams (`jaxhead.training.rng`).
 
     With `compute_dtype="bfloat16"` the forward/backward pass runs on bf16 copies of
     the parameters and model inputs; the parameters and optimizer state stay f32.
@@ -65,12 +64,13 @@ def make_train_step(
     dtype = jnp.dtype(compute_dtype)
 
     def step(params, rest, opt_state, batch, key):
-        batch = task.augment(batch, jax.random.fold_in(key, AUGMENT_STREAM))
+        augment_key, dropout_key = rng.split_step_key(key)
+        batch = task.augment(batch, augment_key)
 
         # copy=True gives fresh Variables owned by this trace, which BatchNorm may update.
         def loss_fn(p, r):
             model = nnx.merge(graphdef, _cast_floats(p, dtype) if dtype != jnp.float32 else p, r, copy=True)
-            _reseed(model, key)
+            _reseed(model, dropout_key)
             inputs = dict(batch)
             if dtype != jnp.float32:
                 inputs.update({k: batch[k].astype(dtype) for k in task.input_keys})

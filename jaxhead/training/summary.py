@@ -17,7 +17,7 @@ import ml_collections  # noqa: E402
 from jaxhead.training.metric_log import read_metrics  # noqa: E402
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as f:
@@ -45,8 +45,8 @@ def write_eval_report(
     md = f"# {config.model.name} on {config.data.dataset} ({name}, {n} examples)\n\n" + markdown_table(rows)
     payload = {"model": config.model.name, "dataset": config.data.dataset, "split": name, "num_examples": n, **rows}
     md_path, json_path = out_dir / f"{name}.md", out_dir / f"{name}.json"
-    _atomic_write(md_path, md)
-    _atomic_write(json_path, json.dumps(payload, indent=2))
+    atomic_write(md_path, md)
+    atomic_write(json_path, json.dumps(payload, indent=2))
     return md_path, json_path
 
 

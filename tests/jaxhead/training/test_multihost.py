@@ -37,13 +37,16 @@ REPO = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.slow
 
 RUN_TIMEOUT_S = 1800  # a bound for a hang only, far above a normal run even on a busy machine
-RTOL = 1e-6
-# Measured: 2.3e-5 per parameter leaf, 8.8e-5 in the updates of steps 4-6 (which carry the
-# gradients' last-bit differences against a scale ~1e-4 of the parameters').
-LEAF_RTOL = 1e-4
+RTOL = 1e-6  # losses, evaluation metrics and the baseline
+# The parameters carry gloo's other summation order through 6 steps. How far depends on the
+# dropout masks and augmentation draws; measured with two sets of keys: the whole tree 1.7e-6 of
+# its scale; 2.3e-5 and 1.1e-4 per leaf; 8.8e-5 and 1.5e-3 in the updates of steps 4-6, which are
+# differences of f32 parameters (the 1.5e-3 is one ulp of a ~0.1 kernel against its 1.8e-5 update).
+PARAM_RTOL = 5e-6
+LEAF_RTOL = 3e-4
 # The gradient norm sums squares over every leaf, the ~1e-7 noise leaves too: measured 2.4e-6 at step 5.
 GRAD_NORM_RTOL = 1e-4
-UPDATE_RTOL = 5e-4
+UPDATE_RTOL = 5e-3
 OVERRIDES = (
     "--config.train.log_every=1",
     "--config.eval.batch_size=28",
@@ -163,7 +166,7 @@ def test_two_hosts_match_one_host(cpu_collectives: None, synthetic_tiny: Path, t
     a, b = jax.tree.leaves(p1), jax.tree.leaves(p2)
     assert len(a) == len(b) > 0
     tree_scale = max(float(np.abs(x).max()) for x in a)
-    assert max(float(np.abs(x - y).max()) for x, y in zip(a, b)) <= RTOL * tree_scale
+    assert max(float(np.abs(x - y).max()) for x, y in zip(a, b)) <= PARAM_RTOL * tree_scale
     # Per leaf, looser: some leaves are ~1e-7 rounding noise (biases before BatchNorm).
     assert _max_rel(a, b) <= LEAF_RTOL, _max_rel(a, b)
     # The updates of steps 4-6 themselves, not only the parameters they barely move.

@@ -70,6 +70,13 @@ def test_exactly_the_last_n_plus_the_best_are_kept(tmp_path: Path) -> None:
         metrics = {2: {"ADD": 1.0}, 4: {"ADD": 5.0}}.get(step)
         checkpoint.save(manager, step, model=model, config=config, metrics=metrics)
     assert manager.all_steps() == [2, 6, 7]
+    manager.close()
+    # A resumed run (a new manager) still knows step 2 is the best.
+    manager = checkpoint.make_manager(tmp_path, keep_last=2, best_metric="ADD", best_mode="min")
+    for step in range(8, 10):
+        checkpoint.save(manager, step, model=model, config=config, metrics={"ADD": 3.0})
+    assert manager.all_steps() == [2, 8, 9]
+    assert checkpoint.make_manager(tmp_path, read_only=True).metrics(2) == {"ADD": 1.0}
 
 
 def test_a_torn_last_line_is_dropped_with_a_warning(tmp_path: Path) -> None:
