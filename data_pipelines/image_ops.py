@@ -15,6 +15,16 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 luma, as torchvision
 
 
+def to_rgb8(im: Image.Image) -> Image.Image:
+    """8-bit RGB from any PIL mode (RGBA, CMYK, palette, greyscale, 16-bit); 16-bit and float
+    greyscale are scaled by their full range, not clipped to white as PIL's convert would."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(im, np.float64)
+        full = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
+        return Image.fromarray(np.clip(a / full * 255.0 + 0.5, 0, 255).astype(np.uint8)).convert("RGB")
+    return im.convert("RGB")
+
+
 def normalize(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 -> float32 ImageNet-normalised."""
     return (image.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD

@@ -8,7 +8,8 @@ Layout: `WORKDIR/checkpoints/<step>/` with the items
   trainer    host-side training state as JSON, e.g. the plateau schedule (training runs only)
   config     the resolved ml_collections config as JSON
 Orbax writes each step to a temporary directory and renames it when complete, so an
-interrupted save never looks like a checkpoint.
+interrupted save never looks like a checkpoint. Each finished step also gets `checksums.json`
+(`jaxhead.checkpoint_integrity`), verified before any restore.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
+
+from jaxhead import checkpoint_integrity as integrity
+from jaxhead.checkpoint_integrity import CorruptCheckpointError
 
 
 class _QuietOrbax(logging.Filter):
@@ -125,6 +129,23 @@ def save(
         items["trainer"] = ocp.args.JsonSave(trainer_state)
     manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
     manager.wait_until_finished()
+    if jax.process_index() == 0:
+        integrity.write_manifest(Path(manager.directory) / str(step))
+
+
+def saved_steps(workdir: str | Path) -> list[int]:
+    """The finished steps under the workdir's checkpoint directory, oldest first."""
+    root = checkpoint_dir(workdir)
+    return sorted(int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit()) if root.is_dir() else []
+
+
+def set_aside_corrupt_steps(workdir: str | Path) -> list[str]:
+    """Moves every step newer than the newest one that verifies to `WORKDIR/checkpoints_corrupt/`
+    (training then resumes from that one); returns a line for each step moved."""
+    root = checkpoint_dir(workdir)
+    good, problems = integrity.newest_good_step(root, saved_steps(workdir))
+    bad = [s for s in saved_steps(workdir) if good is None or s > good]
+    return [f"{line}; moved to {integrity.quarantine(root, s)}" for s, line in zip(sorted(bad, reverse=True), problems)]
 
 
 def read_config(workdir: str | Path, step: int | None = None) -> tuple[ml_collections.ConfigDict, int]:
@@ -176,6 +197,15 @@ def load_model(workdir: str | Path, step: int | None = None) -> tuple[nnx.Module
     """
     from jaxhead.models import build_model  # Import here: models import this module's users.
 
+    steps = saved_steps(workdir)
+    if step is not None or steps:
+        chosen = steps[-1] if step is None else step
+        try:
+            integrity.check_step(checkpoint_dir(workdir) / str(chosen))
+        except CorruptCheckpointError as e:
+            others = [s for s in steps if s != chosen]
+            raise CorruptCheckpointError(f"{e}; pass --step with another step: {others}" if others else str(e)) from None
+        step = chosen
     config, step = read_config(workdir, step)
     model = build_model(config, rngs=nnx.Rngs(0))
     restore_model_state(make_manager(workdir, read_only=True), step, model)

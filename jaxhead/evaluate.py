@@ -88,7 +88,7 @@ def main(argv: list[str]) -> None:
             f.workdir, dataset=f.dataset, split=f.split, data_dir=f.data_dir, builder_config=f.builder_config,
             batch_size=f.batch_size, step=f.step,
         )
-    except (FileNotFoundError, checkpoint.NonFiniteStateError) as e:
+    except (FileNotFoundError, checkpoint.NonFiniteStateError, checkpoint.CorruptCheckpointError) as e:
         sys.exit(f"error: {e}")
 
 

@@ -9,6 +9,7 @@ included, so the official model loads it with `strict=True`.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from absl import app, flags, logging
@@ -45,7 +46,10 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     f = flags.FLAGS
-    export_checkpoint(f.workdir, f.out, f.step)
+    try:
+        export_checkpoint(f.workdir, f.out, f.step)
+    except (FileNotFoundError, checkpoint.NonFiniteStateError, checkpoint.CorruptCheckpointError) as e:
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

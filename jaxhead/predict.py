@@ -29,6 +29,7 @@ from absl import app, flags
 from flax import nnx
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from data_pipelines.image_ops import to_rgb8
 from jaxhead import checkpoint, visualize
 from jaxhead.tasks import PhotoResult, make_task
 
@@ -51,22 +52,13 @@ def parse_numbers(text: str, count: int, name: str, form: str) -> np.ndarray:
     return values
 
 
-def _to_rgb8(im: Image.Image) -> Image.Image:
-    """8-bit RGB; 16-bit and float greyscale are scaled by their full range, not clipped to white."""
-    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        a = np.asarray(im, np.float64)
-        full = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
-        return Image.fromarray(np.clip(a / full * 255.0 + 0.5, 0, 255).astype(np.uint8)).convert("RGB")
-    return im.convert("RGB")
-
-
 def read_image(path: Path) -> np.ndarray:
     """(H, W, 3) uint8 RGB, upright as the camera's EXIF orientation says."""
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     try:
         with Image.open(path) as im:
-            return np.asarray(_to_rgb8(ImageOps.exif_transpose(im)))
+            return np.asarray(to_rgb8(ImageOps.exif_transpose(im)))
     except Image.DecompressionBombError as e:
         raise UsageError(f"{path}: too large to read safely ({e}); downscale it first") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
@@ -195,7 +187,7 @@ def main(argv: list[str]) -> None:
     FLAGS = flags.FLAGS
     try:
         predict(FLAGS.workdir, argv[1:], FLAGS.out, box=FLAGS.box, focal=FLAGS.focal, K=FLAGS.K, step=FLAGS.step)
-    except (UsageError, FileNotFoundError, checkpoint.NonFiniteStateError) as e:
+    except (UsageError, FileNotFoundError, checkpoint.NonFiniteStateError, checkpoint.CorruptCheckpointError) as e:
         sys.exit(f"error: {e}")
 
 

@@ -21,6 +21,7 @@ import ml_collections
 import numpy as np
 from absl import app, flags, logging
 from flax import nnx
+from jax.experimental import multihost_utils
 from ml_collections import config_flags
 
 from jaxhead import checkpoint
@@ -167,6 +168,12 @@ def _train(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, float]
 
     # Everything opened here is closed on the way out, also when a step or an evaluation raises.
     with contextlib.ExitStack() as stack:
+        # Corrupt steps newer than the newest good one are set aside: the run resumes from that one.
+        if leader:
+            for line in checkpoint.set_aside_corrupt_steps(workdir):
+                logging.warning("%s", line)
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices("checkpoints verified")
         manager = stack.enter_context(contextlib.closing(checkpoint.make_manager(
             workdir, keep_last=config.train.keep_checkpoints, best_metric=task.best_metric, best_mode=task.best_mode
         )))

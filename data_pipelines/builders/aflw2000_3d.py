@@ -11,7 +11,8 @@ skipped (counted and reported). The protocol compares Euler angles directly: `eu
 3DDFA's Pose_Para against an OpenCV camera are not verified, so treat R as approximate and prefer
 `euler` for metrics. The stand-in camera is f = 5000 with the principal point at the image centre.
 
-Fields: id, image (JPEG bytes as stored), K, R, euler (3,), landmarks_2d (68, 2), landmarks_visible (68,),
+Fields: id, image (the source file's bytes; other than 8-bit RGB: converted, JPEG), K, R, euler (3,),
+landmarks_2d (68, 2), landmarks_visible (68,),
 head_box [l, t, r, b] (the landmarks' bounding box), has_rot, has_translation, has_3d.
 """
 
@@ -73,13 +74,14 @@ class Aflw20003d(tfds.core.GeneratorBasedBuilder):
             if np.any(np.abs(euler) > MAX_ANGLE_DEG):
                 skipped.skip(f"poses beyond {MAX_ANGLE_DEG:g} degrees")
                 continue
-            data, (H, W), _ = F.image_bytes(image_path)
+            data, (H, W) = F.image_bytes(image_path, "jpeg")
             f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
             yield image_path.stem, dict(
                 id=image_path.stem, image=data,
                 K=f32([[FAKE_FOCAL, 0, W / 2], [0, FAKE_FOCAL, H / 2], [0, 0, 1]]),
                 R=f32(euler_yxz_to_matrix(euler)), euler=f32(euler), landmarks_2d=f32(lmk),
-                landmarks_visible=np.ones(68, bool), head_box=f32([*lmk.min(0), *lmk.max(0)]),
+                landmarks_visible=np.ones(68, bool),
+                head_box=f32(F.check_box([*lmk.min(0), *lmk.max(0)], image_path.with_suffix(".mat"), "the landmarks' box")),
                 has_rot=True, has_translation=False, has_3d=False,
             )
         print(skipped.report(), file=sys.stderr)

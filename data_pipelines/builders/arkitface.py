@@ -10,7 +10,8 @@ Conversions into docs/conventions.md: `R_t` is stored in row-vector form for the
 face vertices go to the head frame as F verts. K = [[1.57443701 W/2, 0, W/2], [0, 1.57443701 H/2, H/2],
 [0, 0, 1]] (the ARKit projection matrix of TRG-Release's `npy/projection_matrix.txt`).
 
-Fields: id, image (JPEG bytes as stored), K, R, t, face_vertices (1220, 3), has_rot, has_translation, has_3d.
+Fields: id, image (the source file's bytes; other than 8-bit RGB: converted, JPEG), K, R, t, face_vertices
+(1220, 3), has_rot, has_translation, has_3d.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ CSV_COLUMNS = ("subject_id", "facial_action", "img_id")
 
 def arkit_intrinsics(height: int, width: int) -> np.ndarray:
     return np.array([[ARKIT_PROJ_DIAG * width / 2, 0, width / 2], [0, ARKIT_PROJ_DIAG * height / 2, height / 2], [0, 0, 1.0]])
+
+
+def split_list(root: Path, split: str) -> Path:
+    return root / "ARKitFace_list" / "list" / f"ARKitFace_{split}.csv"
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -57,7 +62,8 @@ def read_label(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     verts = F.field(data, "verts", (1220, 3), path)
     R_t = F.field(data, "R_t", (4, 4), path)
     pose = R_t.T  # row-vector storage
-    return verts @ FLIP, FLIP @ pose[:3, :3] @ FLIP, FLIP @ pose[:3, 3]
+    R = F.check_rotation(FLIP @ pose[:3, :3] @ FLIP, path, "R_t[:3, :3]")
+    return verts @ FLIP, R, FLIP @ pose[:3, 3]
 
 
 class Arkitface(tfds.core.GeneratorBasedBuilder):
@@ -83,15 +89,18 @@ class Arkitface(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:
         root = Path(dl_manager.manual_dir)
-        return {split: self._generate_examples(root, split) for split in ("train", "test")}
+        return {
+            split: F.unique_ids(self._generate_examples(root, split), split_list(root, split))
+            for split in ("train", "test")
+        }
 
     def _generate_examples(self, root: Path, split: str) -> Iterator[tuple[str, dict]]:
-        rows = read_rows(root / "ARKitFace_list" / "list" / f"ARKitFace_{split}.csv")
+        rows = read_rows(split_list(root, split))
         for row in rows:
             rel = Path(row["subject_id"]) / row["facial_action"]
             image_path = root / f"ARKitFace_image_{split}" / "image" / rel / f"{row['img_id']}_ar.jpg"
             label_path = root / f"ARKitFace_info_{split}" / "info" / rel / f"{row['img_id']}_info.npz"
-            data, (H, W), _ = F.image_bytes(image_path)
+            data, (H, W) = F.image_bytes(image_path, "jpeg")
             verts, R, t = read_label(label_path)
             key = f"{split}/{rel}/{row['img_id']}"
             yield key, dict(

@@ -12,7 +12,8 @@ measured on the subject's neutral template (`eval_vertices`, metres). The annota
 the restricted unpickler. Frames listed in the pickle without a pose file are skipped (and counted),
 as the official list holds only frames with one.
 
-Fields: id, image (PNG bytes as stored), K, R, t, landmarks_2d (68, 2), landmarks_visible (68,),
+Fields: id, image (the source file's bytes; other than 8-bit RGB: converted, PNG), K, R, t, landmarks_2d (68,
+2), landmarks_visible (68,),
 eval_vertices (6918, 3), has_rot, has_translation, has_3d (false: no per-frame face mesh).
 """
 
@@ -52,13 +53,15 @@ def _lines(path: Path) -> list[str]:
 def read_calibration(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`rgb.cal` -> (K (3, 3), R_ext (3, 3), T_ext (3,) mm)."""
     lines = _lines(path)
-    return _rows(path, lines, 0, 3, 3), _rows(path, lines, 6, 3, 3), _rows(path, lines, 10, 1, 3)[0]
+    K = F.check_intrinsics(_rows(path, lines, 0, 3, 3), path, "K (lines 1-3)")
+    R_ext = F.check_rotation(_rows(path, lines, 6, 3, 3), path, "R (lines 7-9)")
+    return K, R_ext, _rows(path, lines, 10, 1, 3)[0]
 
 
 def read_pose(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """`frame_XXXXX_pose.txt` -> (R_head (3, 3), T_head (3,) mm)."""
     lines = _lines(path)
-    return _rows(path, lines, 0, 3, 3), _rows(path, lines, 4, 1, 3)[0]
+    return F.check_rotation(_rows(path, lines, 0, 3, 3), path, "R (lines 1-3)"), _rows(path, lines, 4, 1, 3)[0]
 
 
 def read_annotation(path: Path) -> Mapping[str, Any]:
@@ -92,7 +95,8 @@ class Biwi(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:
-        return {"test": self._generate_examples(Path(dl_manager.manual_dir))}
+        root = Path(dl_manager.manual_dir)
+        return {"test": F.unique_ids(self._generate_examples(root), root / ANNOTATION)}
 
     def _generate_examples(self, root: Path) -> Iterator[tuple[str, dict]]:
         ann_path = root / ANNOTATION
@@ -115,7 +119,7 @@ class Biwi(tfds.core.GeneratorBasedBuilder):
             if rel not in ann["pred_kpt"]:
                 raise F.SourceError(f"{ann_path}: pred_kpt has no entry {rel!r}")
             kpt = F.field(ann["pred_kpt"], rel, (68, 3), f"{ann_path} pred_kpt")
-            data, _, _ = F.image_bytes(root / rel)
+            data, _ = F.image_bytes(root / rel, "png")
             f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
             yield rel, dict(
                 id=rel, image=data, K=f32(K), R=f32(R_ext @ R_head), t=f32((R_ext @ T_head + T_ext) * 1e-3),

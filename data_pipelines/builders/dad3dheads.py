@@ -14,7 +14,8 @@ R = diag(1,-1,-1) MV[:3,:3] F, t = diag(1,-1,-1) MV[:3,3] (F = diag(1,-1,-1)), a
 (fx = P00, cx = -P02, fy = P11, cy = H + P12), so that K (R F v + t) lands where the official
 `clip = P MV [v; 1]`, (x/w, H - y/w) path puts vertex v.
 
-Fields: id, image (PNG bytes as stored), vertices (N, 3) (FLAME: N = 5023; the same N within a split), model_view_matrix, projection_matrix, K, R, t,
+Fields: id, image (the source file's bytes; other than 8-bit RGB: converted, PNG), vertices (N, 3) (FLAME: N =
+5023; the same N within a split), model_view_matrix, projection_matrix, K, R, t,
 head_box [l, t, r, b], image_hw, attributes (JSON text), has_3d, has_rot, has_translation.
 """
 
@@ -41,6 +42,10 @@ def pose_from_opengl(mv: np.ndarray, P: np.ndarray, height: float) -> tuple[np.n
     t = FLIP @ mv[:3, 3]
     K = np.array([[P[0, 0], 0.0, -P[0, 2]], [0.0, P[1, 1], height + P[1, 2]], [0.0, 0.0, 1.0]])
     return K, R, t
+
+
+def split_file(root: Path, split: str) -> Path:
+    return root / split / f"{split}.json"
 
 
 def resolve(root: Path, split: str, rel: str, where: Path, key: str) -> Path:
@@ -74,10 +79,13 @@ class Dad3dheads(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:
         root = Path(dl_manager.manual_dir)
-        return {split: self._generate_examples(root, split) for split in SPLITS if (root / split / f"{split}.json").is_file()}
+        missing = [str(split_file(root, s)) for s in SPLITS if not split_file(root, s).is_file()]
+        if missing:
+            raise F.SourceError(f"{root}: split file(s) missing: {missing}; expected {{train,val,test}}/<split>.json")
+        return {split: F.unique_ids(self._generate_examples(root, split), split_file(root, split)) for split in SPLITS}
 
     def _generate_examples(self, root: Path, split: str) -> Iterator[tuple[str, dict]]:
-        meta_path = root / split / f"{split}.json"
+        meta_path = split_file(root, split)
         items = F.read_json(meta_path)
         if not isinstance(items, list):
             raise F.SourceError(f"{meta_path}: expected a list of items")
@@ -88,8 +96,9 @@ class Dad3dheads(tfds.core.GeneratorBasedBuilder):
             if missing:
                 raise F.SourceError(f"{where}: missing field(s) {missing}")
             image_path = resolve(root, split, item["img_path"], meta_path, "img_path")
-            data, (H, W), _ = F.image_bytes(image_path)
+            data, (H, W) = F.image_bytes(image_path, "png")
             x, y, w, h = F.field(item, "bbox", (4,), where)
+            F.check_box([x, y, x + w, y + h], where, "bbox [x, y, w, h]")
             has_3d = split != "test" and bool(item.get("annotation_path"))
             vertices, mv, P = np.zeros((V or 0, 3)), np.eye(4), np.eye(4)
             K, R, t = np.eye(3), np.eye(3), np.zeros(3)
@@ -100,7 +109,9 @@ class Dad3dheads(tfds.core.GeneratorBasedBuilder):
                 V = len(vertices)
                 mv = F.field(ann, "model_view_matrix", (4, 4), ann_path)
                 P = F.field(ann, "projection_matrix", (4, 4), ann_path)
+                F.check_linear(mv[:3, :3], ann_path, "model_view_matrix[:3, :3]")
                 K, R, t = pose_from_opengl(mv, P, H)
+                F.check_intrinsics(K, ann_path, "the camera of projection_matrix")
             f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
             key = f"{split}/{item['item_id']}"
             yield key, dict(

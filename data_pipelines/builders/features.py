@@ -9,12 +9,14 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import scipy.io
 import tensorflow_datasets as tfds
 from PIL import Image, UnidentifiedImageError
+
+from data_pipelines.image_ops import to_rgb8
 
 
 class SourceError(ValueError):
@@ -46,23 +48,30 @@ def encode_image(image: np.ndarray, fmt: str = "png", quality: int = 95) -> byte
     return buf.getvalue()
 
 
-def read_image(path: Path) -> np.ndarray:
-    """An RGB image file -> (H, W, 3) uint8; a missing or corrupt file is a SourceError."""
+def _open(path: Path) -> tuple[Image.Image, str | None]:
+    """The decoded source image and its file format; a missing or corrupt file is a SourceError."""
     if not path.is_file():
         raise SourceError(f"{path}: image file is missing")
     try:
         with Image.open(path) as im:
             im.load()
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+            return im.copy(), im.format
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
         raise SourceError(f"{path}: not a readable image ({e})") from e
 
 
-def image_bytes(path: Path) -> tuple[bytes, tuple[int, int], str]:
-    """A source image's bytes as stored (checked by decoding it once), its (H, W) and format."""
-    image = read_image(path)
-    fmt = "jpeg" if path.suffix.lower() in (".jpg", ".jpeg") else "png"
-    return path.read_bytes(), image.shape[:2], fmt
+def image_bytes(path: Path, encoding: str) -> tuple[bytes, tuple[int, int]]:
+    """A source image as stored in the dataset, and its (H, W).
+
+    An 8-bit RGB JPEG or PNG is stored as its own bytes. Anything else (RGBA, CMYK, palette,
+    greyscale, 16-bit, other formats) would decode later into arrays the pipelines do not
+    take, so it is converted to 8-bit RGB here and stored re-encoded as `encoding`.
+    """
+    im, fmt = _open(path)
+    if im.mode == "RGB" and fmt in ("JPEG", "PNG"):
+        return path.read_bytes(), (im.height, im.width)
+    rgb = np.asarray(to_rgb8(im))
+    return encode_image(rgb, encoding), rgb.shape[:2]
 
 
 def read_json(path: Path) -> Any:
@@ -97,6 +106,55 @@ def field(source: Mapping[str, Any], key: str, shape: tuple[int | None, ...], wh
     if not np.all(np.isfinite(value)):
         raise SourceError(f"{where}: field {key!r} holds NaN or infinite values")
     return value
+
+
+def check_intrinsics(K: np.ndarray, where: Path | str, name: str = "K") -> np.ndarray:
+    """A finite (3, 3) camera matrix with non-zero focal lengths and last row [0, 0, 1]."""
+    K = np.asarray(K, np.float64)
+    if K.shape != (3, 3) or not np.all(np.isfinite(K)):
+        raise SourceError(f"{where}: {name} must be a finite 3x3 camera matrix, got {K.tolist()}")
+    if abs(K[0, 0]) < 1e-9 or abs(K[1, 1]) < 1e-9 or not np.allclose(K[2], [0, 0, 1]):
+        raise SourceError(f"{where}: {name} {K.tolist()} is degenerate: expected [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] "
+                          "with non-zero focal lengths")
+    return K
+
+
+def check_rotation(R: np.ndarray, where: Path | str, name: str = "R", tol: float = 1e-2) -> np.ndarray:
+    """A (3, 3) rotation: orthonormal within `tol`, determinant +1."""
+    R = np.asarray(R, np.float64)
+    if R.shape != (3, 3) or not np.all(np.isfinite(R)):
+        raise SourceError(f"{where}: {name} must be a finite 3x3 rotation, got {R.tolist()}")
+    if np.abs(R @ R.T - np.eye(3)).max() > tol or np.linalg.det(R) < 0:
+        raise SourceError(f"{where}: {name} is not a rotation (R Rt = I, det +1 within {tol}): {R.round(4).tolist()}")
+    return R
+
+
+def check_linear(M: np.ndarray, where: Path | str, name: str) -> np.ndarray:
+    """A (3, 3) linear map that is not degenerate (e.g. a scaled rotation): |det| above 1e-9 of its scale."""
+    M = np.asarray(M, np.float64)
+    scale = np.abs(M).max()
+    if not scale or abs(np.linalg.det(M)) < 1e-9 * scale**3:
+        raise SourceError(f"{where}: {name} is degenerate (zero or singular): {M.round(4).tolist()}")
+    return M
+
+
+def check_box(box: np.ndarray, where: Path | str, name: str) -> np.ndarray:
+    """A finite [x0, y0, x1, y1] box with x1 > x0 and y1 > y0."""
+    box = np.asarray(box, np.float64)
+    if box.shape != (4,) or not np.all(np.isfinite(box)) or box[2] <= box[0] or box[3] <= box[1]:
+        raise SourceError(f"{where}: {name} {box.tolist()} is empty or inverted; expected [x0, y0, x1, y1], x1 > x0, y1 > y0")
+    return box
+
+
+def unique_ids(examples: Iterator[tuple[str, Any]], where: Path | str) -> Iterator[tuple[str, Any]]:
+    """Passes (id, example) pairs through, refusing an id seen before (TFDS would fail later,
+    with a message that names neither the id nor the file)."""
+    seen: set[str] = set()
+    for key, example in examples:
+        if key in seen:
+            raise SourceError(f"{where}: example id {key!r} appears twice")
+        seen.add(key)
+        yield key, example
 
 
 def _fmt(shape: tuple[int | None, ...]) -> str:

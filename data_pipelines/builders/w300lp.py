@@ -9,7 +9,8 @@ A `_Flip` image uses the landmarks of its original, mirrored: x' = W - 1 - x (as
 and the iBUG left/right permutation. Only 2D supervision exists: R = I, t = 0, has_3d = has_rot =
 has_translation = false, and a stand-in camera f = 5000 with the principal point at the image centre.
 
-Fields: id, image (JPEG bytes as stored), K, R, t, landmarks_2d (68, 2), landmarks_visible (68,),
+Fields: id, image (the source file's bytes; other than 8-bit RGB: converted, JPEG), K, R, t, landmarks_2d (68,
+2), landmarks_visible (68,),
 has_rot, has_translation, has_3d.
 """
 
@@ -62,7 +63,8 @@ class W300lp(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:
-        return {"train": self._generate_examples(Path(dl_manager.manual_dir))}
+        root = Path(dl_manager.manual_dir)
+        return {"train": F.unique_ids(self._generate_examples(root), root / "files.txt")}
 
     def _generate_examples(self, root: Path) -> Iterator[tuple[str, dict]]:
         listing = root / "files.txt"
@@ -71,7 +73,7 @@ class W300lp(tfds.core.GeneratorBasedBuilder):
         rels = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
         mirror = ibug_mirror()
         for rel in rels:
-            data, (H, W), _ = F.image_bytes(root / f"{rel}.jpg")
+            data, (H, W) = F.image_bytes(root / f"{rel}.jpg", "jpeg")
             path, flipped = landmark_path(root, rel)
             lmk = read_landmarks(path)
             if flipped:

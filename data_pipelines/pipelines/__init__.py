@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from data_pipelines.build import default_data_dir
+from data_pipelines.worker_lifetime import worker_init_fn
 
 # grain's internal module: the consumer side of its shared-memory batches (no public handle).
 from grain._src.python.ipc.shared_memory_array import SharedMemoryArray
@@ -146,5 +147,5 @@ def make_dataset(
     if data.num_workers > 0:
         if not flags.FLAGS.is_parsed():  # grain's workers read absl flags; a library caller has none
             flags.FLAGS.mark_as_parsed()
-        it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=data.num_workers))
+        it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=data.num_workers), worker_init_fn=worker_init_fn())
     return it

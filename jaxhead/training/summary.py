@@ -18,10 +18,15 @@ from jaxhead.training.metric_log import read_metrics  # noqa: E402
 
 
 def atomic_write(path: Path, text: str) -> None:
+    """Writes `text` to `path` through a temporary file and a rename: readers see the old file or
+    the new one, never a part. The file gets the usual permissions (mkstemp's are owner-only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as f:
         f.write(text)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
 
 

@@ -48,6 +48,8 @@ def test_builds_and_skips_large_poses(tmp_path: Path, capfd: pytest.CaptureFixtu
         (lambda r: scipy.io.savemat(r / "image00000.mat", {"Pose_Para": np.zeros((1, 7))}), r"image00000\.mat: missing field 'pt3d_68'"),
         (lambda r: scipy.io.savemat(r / "image00000.mat", {"Pose_Para": np.full((1, 7), np.nan), "pt3d_68": np.zeros((3, 68))}),
          r"image00000\.mat: field 'Pose_Para' holds NaN"),
+        (lambda r: scipy.io.savemat(r / "image00000.mat", {"Pose_Para": np.zeros((1, 7)), "pt3d_68": np.ones((3, 68))}),
+         r"image00000\.mat: the landmarks' box .* is empty"),
     ],
 )
 def test_bad_sources_stop_the_build(tmp_path: Path, corrupt, message: str) -> None:

@@ -62,6 +62,12 @@ def test_builds_and_converts(tmp_path: Path) -> None:
             assert ex["image"].shape == (H, W, 3) and ex["has_3d"]
 
 
+def _listed_twice(root: Path) -> None:
+    path = root / "ARKitFace_list" / "list" / "ARKitFace_train.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines + lines[1:]) + "\n")
+
+
 @pytest.mark.parametrize(
     "corrupt, message",
     [
@@ -69,6 +75,9 @@ def test_builds_and_converts(tmp_path: Path) -> None:
         (lambda r: np.savez(next(r.rglob("*_info.npz")), R_t=np.eye(4)), r"_info\.npz: missing field 'verts'"),
         (lambda r: np.savez(next(r.rglob("*_info.npz")), verts=np.zeros((1220, 3)), R_t=np.full((4, 4), np.nan)),
          r"_info\.npz: field 'R_t' holds NaN"),
+        (lambda r: np.savez(next(r.rglob("*_info.npz")), verts=np.zeros((1220, 3)), R_t=np.zeros((4, 4))),
+         r"_info\.npz: R_t\[:3, :3\] is not a rotation"),
+        (_listed_twice, r"ARKitFace_train\.csv: example id .* appears twice"),
     ],
 )
 def test_bad_sources_stop_the_build(tmp_path: Path, corrupt, message: str) -> None:

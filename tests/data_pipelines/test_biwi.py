@@ -69,12 +69,32 @@ def _bad_pose(root: Path) -> None:
     path.write_text(path.read_text().replace(path.read_text().split()[0], "nan", 1))
 
 
+def _zero_intrinsics(root: Path) -> None:
+    cal = root / "01" / "rgb.cal"
+    cal.write_text("0 0 0\n0 0 0\n0 0 0\n" + "\n".join(cal.read_text().splitlines()[3:]) + "\n")
+
+
+def _zero_rotation(root: Path) -> None:
+    pose = root / "01" / "frame_00000_pose.txt"
+    pose.write_text("0 0 0\n0 0 0\n0 0 0\n" + "\n".join(pose.read_text().splitlines()[3:]) + "\n")
+
+
+def _listed_twice(root: Path) -> None:
+    path = root / "annot_mtcnn_fan.pkl"
+    ann = pickle.loads(path.read_bytes())
+    ann["img_path"] = ann["img_path"] * 2
+    path.write_bytes(pickle.dumps(ann, protocol=2))
+
+
 @pytest.mark.parametrize(
     "corrupt, message",
     [
         (lambda r: truncate(r / "01" / "frame_00000_rgb.png"), r"frame_00000_rgb\.png: not a readable image"),
         (_bad_pose, r"frame_00000_pose\.txt: lines 1-3 must hold 3 x 3 finite numbers"),
         (lambda r: (r / "01" / "rgb.cal").write_text("1 2 3\n"), r"rgb\.cal: lines 1-3"),
+        (_zero_intrinsics, r"rgb\.cal: K \(lines 1-3\) .* is degenerate"),
+        (_zero_rotation, r"frame_00000_pose\.txt: R \(lines 1-3\) is not a rotation"),
+        (_listed_twice, r"annot_mtcnn_fan\.pkl: example id '01/frame_00000_rgb\.png' appears twice"),
     ],
 )
 def test_bad_sources_stop_the_build(tmp_path: Path, corrupt, message: str) -> None:

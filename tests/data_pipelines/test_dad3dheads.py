@@ -88,12 +88,37 @@ def _nan_pose(root: Path) -> None:
     path.write_text(json.dumps(ann).replace("NaN", "NaN"))
 
 
+def _edit_item(root: Path, **fields) -> None:
+    path = root / "train" / "train.json"
+    items = json.loads(path.read_text())
+    items[0].update(fields)
+    path.write_text(json.dumps(items))
+
+
+def _repeat_item(root: Path) -> None:
+    path = root / "train" / "train.json"
+    items = json.loads(path.read_text())
+    path.write_text(json.dumps(items + items[:1]))
+
+
+def _edit_annotation(root: Path, **fields) -> None:
+    path = root / "train" / "annotations" / "train_000.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))
+
+
 @pytest.mark.parametrize(
     "corrupt, message",
     [
         (lambda r: truncate(r / "train" / "images" / "train_000.png"), r"train_000\.png: not a readable image"),
         (_drop_vertices, r"train_000\.json: missing field 'vertices'"),
         (_nan_pose, r"train_000\.json: field 'model_view_matrix' holds NaN"),
+        (lambda r: _edit_item(r, bbox=[5.0, 4.0, 0.0, 36.0]), r"train\.json item 0: bbox \[x, y, w, h\] .* is empty"),
+        (lambda r: _edit_annotation(r, model_view_matrix=np.zeros((4, 4)).tolist()),
+         r"train_000\.json: model_view_matrix\[:3, :3\] is degenerate"),
+        (lambda r: _edit_annotation(r, projection_matrix=np.zeros((4, 4)).tolist()),
+         r"train_000\.json: the camera of projection_matrix .* is degenerate"),
+        (lambda r: (r / "val" / "val.json").unlink(), r"split file\(s\) missing: .*val\.json"),
+        (_repeat_item, r"train\.json: example id 'train/train_000' appears twice"),
     ],
 )
 def test_bad_sources_stop_the_build(tmp_path: Path, corrupt, message: str) -> None:

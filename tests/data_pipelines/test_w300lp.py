@@ -65,6 +65,8 @@ def _nan_landmarks(root: Path) -> None:
         (lambda r: scipy.io.savemat(r / "landmarks" / "AFW" / "AFW_0_1_0_pts.mat", {"pts_2d": np.zeros((68, 2))}),
          r"AFW_0_1_0_pts\.mat: missing field 'pts_3d'"),
         (_nan_landmarks, r"AFW_0_1_0_pts\.mat: field 'pts_3d' holds NaN"),
+        (lambda r: (r / "files.txt").write_text((r / "files.txt").read_text() * 2),
+         r"files\.txt: example id .* appears twice"),
     ],
 )
 def test_bad_sources_stop_the_build(tmp_path: Path, corrupt, message: str) -> None:
