@@ -1,8 +1,9 @@
 """Checksums of checkpoint steps: a step whose files changed, shrank or vanished is found before
 it is restored, and named in one line.
 
-Orbax keeps no checksum of the files it writes (tensorstore's zarr/OCDBT chunks carry none, and
-its step metadata lists items, not file digests), so after each save process 0 writes
+Orbax keeps no checksum of the array data it writes: its default format (OCDBT over zarr v2) has
+none, its zarr v3 option checksums only the shard index (crc32c), and its step metadata lists
+items, not file digests. So after each save process 0 writes
 `<step>/checksums.json`: the SHA-256 and size of every file of the step. Steps written before
 this existed have no manifest; they are restored unverified, with a warning.
 """
