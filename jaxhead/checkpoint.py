@@ -64,10 +64,11 @@ def make_manager(
     policies: list[Any] = [ocp.checkpoint_managers.LatestN(keep_last)]
     best: dict[str, Any] = {}
     if best_metric is not None:
-        best = {"best_fn": lambda m: m[best_metric], "best_mode": best_mode}
+        metric = lambda m: m[best_metric]  # noqa: E731
+        best = {"best_fn": metric, "best_mode": best_mode}
         policies.append(
             ocp.checkpoint_managers.BestN(
-                get_metric_fn=lambda m: m[best_metric], reverse=best_mode == "min", n=1,
+                get_metric_fn=metric, reverse=best_mode == "min", n=1,
                 keep_checkpoints_without_metrics=False,
             )
         )
@@ -142,10 +143,10 @@ def saved_steps(workdir: str | Path) -> list[int]:
 def set_aside_corrupt_steps(workdir: str | Path) -> list[str]:
     """Moves every step newer than the newest one that verifies to `WORKDIR/checkpoints_corrupt/`
     (training then resumes from that one); returns a line for each step moved."""
-    root = checkpoint_dir(workdir)
-    good, problems = integrity.newest_good_step(root, saved_steps(workdir))
-    bad = [s for s in saved_steps(workdir) if good is None or s > good]
-    return [f"{line}; moved to {integrity.quarantine(root, s)}" for s, line in zip(sorted(bad, reverse=True), problems)]
+    root, steps = checkpoint_dir(workdir), saved_steps(workdir)
+    good, problems = integrity.newest_good_step(root, steps)
+    bad = sorted((s for s in steps if good is None or s > good), reverse=True)  # the order of `problems`
+    return [f"{line}; moved to {integrity.quarantine(root, s)}" for s, line in zip(bad, problems)]
 
 
 def read_config(workdir: str | Path, step: int | None = None) -> tuple[ml_collections.ConfigDict, int]:
@@ -198,14 +199,14 @@ def load_model(workdir: str | Path, step: int | None = None) -> tuple[nnx.Module
     from jaxhead.models import build_model  # Import here: models import this module's users.
 
     steps = saved_steps(workdir)
-    if step is not None or steps:
-        chosen = steps[-1] if step is None else step
+    if step is None and steps:
+        step = steps[-1]
+    if step is not None:
         try:
-            integrity.check_step(checkpoint_dir(workdir) / str(chosen))
+            integrity.check_step(checkpoint_dir(workdir) / str(step))
         except CorruptCheckpointError as e:
-            others = [s for s in steps if s != chosen]
+            others = [s for s in steps if s != step]
             raise CorruptCheckpointError(f"{e}; pass --step with another step: {others}" if others else str(e)) from None
-        step = chosen
     config, step = read_config(workdir, step)
     model = build_model(config, rngs=nnx.Rngs(0))
     restore_model_state(make_manager(workdir, read_only=True), step, model)
