@@ -3,7 +3,13 @@
 Each example is one head with a random identity, expression and jaw, a random global pose
 (yaw uniform in ±90°, pitch and roll normal with σ 20° and 15°, clipped to ±60° and ±45°), a random
 metric distance (0.3 to 1.2 m) and a random camera (focal length chosen so the head spans 25 to 50%
-of the image, principal point jittered around the centre). Lighting (direction, ambient, diffuse),
+of the image, principal point jittered around the centre).
+
+Splits: `train`, `test` and `test_ood`, an out-of-distribution test set, the analogue of TRG's
+ARKitFace -> BIWI shift (paper Fig. 3): the same identities, expressions, poses and looks, but the
+head 1.4 to 2.4 m away, outside the training range, with the correspondingly longer focal lengths
+(the head still spans 25 to 50%). The metric translation moves far out of range while TRG's
+box-correction scale s = tz b / (0.2 f) barely moves (docs/datasets.md measures both). Lighting (direction, ambient, diffuse),
 skin and hair colour, the background (smooth colour fields, noise, stripes) and occluders (bars and
 blobs over part of the face, p = 0.35) vary too. Rendering uses the JAX rasterizer, batched.
 
@@ -47,13 +53,16 @@ OCCLUDER_P = 0.35
 # points sit just behind the cheek silhouette and the eyeball in frontal views.
 VISIBLE_DEPTH_M = 0.015
 NEAR, FAR = 0.01, 10.0  # depth range of the OpenGL projection matrix
-_SPLIT_STREAM = {"train": 0, "test": 1}
+_SPLIT_STREAM = {"train": 0, "test": 1, "test_ood": 2}
+# Camera distance range (m) per split; test_ood lies outside the training range.
+DISTANCE_M = {"train": (0.3, 1.2), "test": (0.3, 1.2), "test_ood": (1.4, 2.4)}
 
 
 @dataclasses.dataclass
 class SyntheticConfig(tfds.core.BuilderConfig):
     num_train: int = 0
     num_test: int = 0
+    num_test_ood: int = 0
     image_size: int = 256
 
 
@@ -77,8 +86,10 @@ def projection_matrix(K: np.ndarray, height: float) -> np.ndarray:
     return P
 
 
-def sample_scene(rng: np.random.Generator, n: int, size: int) -> dict[str, np.ndarray]:
-    """Random parameters of n scenes (float64 arrays with a leading n axis)."""
+def sample_scene(
+    rng: np.random.Generator, n: int, size: int, distance: tuple[float, float] = DISTANCE_M["train"]
+) -> dict[str, np.ndarray]:
+    """Random parameters of n scenes (float64 arrays with a leading n axis), the head `distance` m away."""
     expr_scale = rng.uniform(0.3, 1.2, (n, 1))
     jaw = np.stack(
         [np.clip(np.abs(rng.normal(0.0, 0.15, n)), 0.0, 0.4), rng.normal(0, 0.02, n), rng.normal(0, 0.02, n)], 1
@@ -86,7 +97,7 @@ def sample_scene(rng: np.random.Generator, n: int, size: int) -> dict[str, np.nd
     euler = np.stack(
         [rng.uniform(-90, 90, n), np.clip(rng.normal(0, 20, n), -60, 60), np.clip(rng.normal(0, 15, n), -45, 45)], 1
     )
-    z = rng.uniform(0.3, 1.2, n)
+    z = rng.uniform(*distance, n)
     focal = rng.uniform(0.25, 0.5, n) * size * z / HEAD_WIDTH_M
     c = size / 2.0 + rng.normal(0.0, 0.03 * size, (n, 2))
     K = np.zeros((n, 3, 3))
@@ -186,7 +197,7 @@ def render_examples(
     """Renders examples start..start+n-1 of `split` (n <= RENDER_BATCH); yields (key, example)."""
     rng = np.random.default_rng([_SPLIT_STREAM[split], start, size])
     # Always a full batch, so the jitted functions see one shape.
-    p = sample_scene(rng, RENDER_BATCH, size)
+    p = sample_scene(rng, RENDER_BATCH, size, DISTANCE_M[split])
     betas = np.concatenate([p["shape"], p["expression"]], 1)
     verts, cam, screen, lmk_cam = jax.device_get(
         _geometry(head.model, jnp.asarray(betas, jnp.float32), jnp.asarray(p["jaw"], jnp.float32),
@@ -251,11 +262,12 @@ class SyntheticHeads(tfds.core.GeneratorBasedBuilder):
     """Renders of the embedded synthetic FLAME-format head model (see the module docstring)."""
 
     name = "synthetic_heads"
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.1.0": "test_ood split (the head 1.4 to 2.4 m away); train and test unchanged."}
     BUILDER_CONFIGS = [
-        SyntheticConfig(name="tiny", description="64 train / 32 test at 128 px, for tests", num_train=64, num_test=32, image_size=128),
-        SyntheticConfig(name="small", description="2,048 train / 512 test at 256 px", num_train=2048, num_test=512),
-        SyntheticConfig(name="default", description="20,480 train / 2,048 test at 256 px", num_train=20480, num_test=2048),
+        SyntheticConfig(name="tiny", description="64 train / 32 test / 32 test_ood at 128 px, for tests", num_train=64, num_test=32, num_test_ood=32, image_size=128),
+        SyntheticConfig(name="small", description="2,048 train / 512 test / 512 test_ood at 256 px", num_train=2048, num_test=512, num_test_ood=512),
+        SyntheticConfig(name="default", description="20,480 train / 2,048 test / 2,048 test_ood at 256 px", num_train=20480, num_test=2048, num_test_ood=2048),
     ]
     DEFAULT_CONFIG_NAME = "default"
 
@@ -286,7 +298,8 @@ class SyntheticHeads(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:
         cfg = self.builder_config
-        return {"train": self._generate_examples("train", cfg.num_train), "test": self._generate_examples("test", cfg.num_test)}
+        sizes = {"train": cfg.num_train, "test": cfg.num_test, "test_ood": cfg.num_test_ood}
+        return {split: self._generate_examples(split, n) for split, n in sizes.items()}
 
     def _generate_examples(self, split: str, num: int) -> Iterator[tuple[str, dict[str, object]]]:
         head = head_assets(0)

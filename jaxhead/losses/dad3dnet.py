@@ -24,7 +24,7 @@ Table 7 of the paper is cumulative: (1) baseline, (2) + full-face reprojection, 
 reprojection, (4) + shape+expression loss, (5) + landmark head (= the full model). The switches
 `reproject_face` / `reproject_head` keep or drop the "face" / "face_w_ears" (the benchmark's
 3669-vertex "head") reprojection subsets, `shape_expression_loss` the 3D term and
-`landmark_head` the landmark term; `loss_config("table7_row<k>")` sets them per row.
+`landmark_head` the landmark term; `--config.loss.variant=table7_row<k>` sets them per row.
 The paper does not say what its baseline supervises; with none of these terms the 3DMM heads
 would get no signal, yet row 1 reports Z5 and pose errors. We read the baseline as sparse
 supervision: the 68 landmarks taken on the reprojected mesh (frontal contour) against the
@@ -37,13 +37,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import ml_collections
+from ml_collections import config_dict
 
 from flame_jax.landmarks import landmarks_68
 from flame_jax.model import FlameModel
 from flame_jax.projection import normalize_to_cube
 from jaxhead.models.dad3dnet_mesh import reprojected_vertices, vertices_3d
 
-VARIANTS = ("official", "paper") + tuple(f"table7_row{k}" for k in range(1, 6))
 HEATMAP_LOSSES = ("soft_iou", "awing")
 CRITERIA = ("mse", "l1", "smooth_l1")
 IOU_EPSILON = 1e-6
@@ -52,50 +52,96 @@ FACE_SUBSET = "face"
 HEAD_SUBSET = "face_w_ears"
 
 
+# What each variant sets, where the config leaves a field unset (None). Subset weights of 0 drop the subset.
+_OFFICIAL = dict(
+    heatmap="soft_iou",
+    landmarks_weight=100.0,
+    landmarks_criterion="smooth_l1",
+    reprojection_criterion="smooth_l1",
+    vertices_3d_subsets=dict(head=0.5, face_w_ears=0.75, face=1.0),
+    reprojection_subsets=dict(head=0.0, face_w_ears=0.5, face=0.5),
+    reproject_face=True,
+    reproject_head=True,
+    shape_expression_loss=True,
+    landmark_head=True,
+    reproject_landmarks68=False,
+)
+# Paper §4: AWing heatmaps (lambda4 = 1), L1 landmarks (lambda2 = 1), L1 reprojection on the "head"
+# (3669 vertices, lambda3 = 0.05), 3D loss on the "head" (lambda1 = 50).
+_PAPER = dict(
+    _OFFICIAL,
+    heatmap="awing",
+    landmarks_weight=1.0,
+    landmarks_criterion="l1",
+    reprojection_criterion="l1",
+    vertices_3d_subsets=dict(head=0.0, face_w_ears=1.0, face=0.0),
+    reprojection_subsets=dict(head=0.0, face_w_ears=1.0, face=0.0),
+)
+
+
+def _table7_row(row: int) -> dict:
+    return dict(
+        _OFFICIAL,
+        reproject_face=row >= 2,
+        reproject_head=row >= 3,
+        shape_expression_loss=row >= 4,
+        landmark_head=row >= 5,
+        reproject_landmarks68=True,
+    )
+
+
+PRESETS = {"official": _OFFICIAL, "paper": _PAPER} | {f"table7_row{k}": _table7_row(k) for k in range(1, 6)}
+VARIANTS = tuple(PRESETS)
+
+
+def _unset(value: object) -> object:
+    """A typed empty field: None until the command line (or code) sets it."""
+    if isinstance(value, dict):
+        return {k: config_dict.placeholder(float) for k in value}
+    return config_dict.placeholder(type(value))
+
+
 def loss_config(variant: str = "official") -> ml_collections.ConfigDict:
-    """Loss settings: "official" (released code), "paper", or "table7_row1".."table7_row5"."""
-    if variant not in VARIANTS:
-        raise ValueError(f"loss variant must be one of {VARIANTS}, got {variant!r}")
+    """Loss settings: "official" (released code), "paper", or "table7_row1".."table7_row5".
+
+    The fields a variant decides are left unset here and filled from `PRESETS[variant]` when the
+    loss is built (`resolve_loss_config`), so `--config.loss.variant=...` on the command line
+    changes all of them, and `--config.loss.<field>=...` still overrides any one.
+    """
+    _check_variant(variant)
     cfg = ml_collections.ConfigDict(
         dict(
             variant=variant,
             img_size=256,
-            heatmap="soft_iou",
             heatmap_weight=1.0,
             awing=dict(omega=14.0, theta=0.5, epsilon=1.0, alpha=2.1, map_weight=10.0, map_threshold=0.2),
             vertices_3d_weight=50.0,
             vertices_3d_criterion="mse",
-            vertices_3d_subsets=dict(head=0.5, face_w_ears=0.75, face=1.0),
             reprojection_weight=0.05,
-            reprojection_criterion="smooth_l1",
-            reprojection_subsets=dict(face=0.5, face_w_ears=0.5),
-            landmarks_weight=100.0,
-            landmarks_criterion="smooth_l1",
-            # Table 7 switches.
-            reproject_face=True,
-            reproject_head=True,
-            shape_expression_loss=True,
-            landmark_head=True,
-            reproject_landmarks68=False,
         )
+        | {k: _unset(v) for k, v in _OFFICIAL.items()}
     )
-    if variant == "paper":
-        # Paper §4: AWing heatmaps (lambda4 = 1), L1 landmarks (lambda2 = 1), L1 reprojection on the
-        # "head" (3669 vertices, lambda3 = 0.05), 3D loss on the "head" (lambda1 = 50).
-        cfg.heatmap = "awing"
-        cfg.landmarks_weight = 1.0
-        cfg.landmarks_criterion = "l1"
-        cfg.reprojection_criterion = "l1"
-        cfg.reprojection_subsets = ml_collections.ConfigDict(dict(face_w_ears=1.0))
-        cfg.vertices_3d_subsets = ml_collections.ConfigDict(dict(face_w_ears=1.0))
-    elif variant.startswith("table7_row"):
-        row = int(variant[-1])
-        cfg.reproject_face = row >= 2
-        cfg.reproject_head = row >= 3
-        cfg.shape_expression_loss = row >= 4
-        cfg.landmark_head = row >= 5
-        cfg.reproject_landmarks68 = True
     return cfg
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in PRESETS:
+        raise ValueError(f"config.loss.variant must be one of {VARIANTS}, got {variant!r}")
+
+
+def resolve_loss_config(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A copy of `cfg` with every unset field taken from its variant's preset (idempotent)."""
+    _check_variant(cfg.variant)
+    preset = PRESETS[cfg.variant]
+    out = ml_collections.ConfigDict(cfg.to_dict())
+    for key, value in preset.items():
+        if isinstance(value, dict):
+            for name, weight in value.items():
+                if out[key][name] is None:
+                    out[key][name] = weight
+        elif out[key] is None:
+            out[key] = value
+    return out
 
 
 def criterion(name: str, pred: jax.Array, target: jax.Array) -> jax.Array:
@@ -163,6 +209,8 @@ def heatmap_loss(cfg: ml_collections.ConfigDict, logits: jax.Array, target: jax.
 def _subset_sum(flame_model: FlameModel, weights: dict[str, float], fn) -> jax.Array:
     total = jnp.zeros((), jnp.float32)
     for name, w in weights.items():
+        if not w:
+            continue
         if name not in flame_model.subsets:
             raise KeyError(
                 f"loss subset {name!r} is not among the FLAME model's subsets {sorted(flame_model.subsets)}"
@@ -231,7 +279,7 @@ def active_reprojection_subsets(cfg: ml_collections.ConfigDict) -> dict[str, flo
     off = {FACE_SUBSET} if not cfg.reproject_face else set()
     if not cfg.reproject_head:
         off.add(HEAD_SUBSET)
-    return {k: float(w) for k, w in cfg.reprojection_subsets.items() if k not in off}
+    return {k: float(w) for k, w in cfg.reprojection_subsets.items() if k not in off and w}
 
 
 def dad3dnet_loss(
@@ -243,7 +291,7 @@ def dad3dnet_loss(
     """Total loss and its weighted terms.
 
     Args:
-      cfg: `loss_config(...)`.
+      cfg: `loss_config(...)`, resolved here (`resolve_loss_config`).
       flame_model: FLAME-format model (300 shape / 100 expression) with the configured subsets.
       outputs: the network's `heatmap_logits` (B, 64, 64, 68), `params_3dmm` (B, 413),
         `landmarks` (B, 68, 2).
@@ -254,6 +302,7 @@ def dad3dnet_loss(
       (total, terms): terms are the weighted `heatmap`, `vertices_3d`, `reprojection`,
       `reprojection_68`, `landmarks` values of the active terms; total is their sum.
     """
+    cfg = resolve_loss_config(cfg)
     terms = {"heatmap": cfg.heatmap_weight * heatmap_loss(cfg, outputs["heatmap_logits"], batch["heatmap"])}
     params = outputs["params_3dmm"]
     if cfg.shape_expression_loss:

@@ -28,9 +28,33 @@ def _pinhole(K: np.ndarray, X: np.ndarray) -> np.ndarray:
 
 def test_sizes_and_ids(synthetic_tiny: Path) -> None:
     sources = tfds.data_source("synthetic_heads/tiny", data_dir=str(synthetic_tiny))
-    assert {s: len(sources[s]) for s in sources} == {"train": 64, "test": 32}
-    ids = sorted(sources["test"][i]["id"].decode() for i in range(32))
-    assert ids == [f"test_{i:06d}" for i in range(32)]
+    assert {s: len(sources[s]) for s in sources} == {"train": 64, "test": 32, "test_ood": 32}
+    for split in ("test", "test_ood"):
+        ids = sorted(sources[split][i]["id"].decode() for i in range(32))
+        assert ids == [f"{split}_{i:06d}" for i in range(32)]
+
+
+def _tz_and_s(examples: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Camera distance tz and TRG's correction scale s = tz b / (0.2 f), b the side of the square
+    box around the 68 landmarks (without TRG's box_scale, a constant factor)."""
+    tz = np.array([ex["t"][2] for ex in examples], np.float64)
+    b = np.array([np.ptp(ex["landmarks_2d"], axis=0).max() for ex in examples], np.float64)
+    f = np.array([ex["K"][0, 0] for ex in examples], np.float64)
+    return tz, tz * b / (0.2 * f)
+
+
+def test_ood_split_moves_translation_not_box_correction(synthetic_tiny: Path) -> None:
+    """test_ood's distances lie outside train's, and its focal lengths differ, while the box-correction
+    scale keeps its distribution (TRG Fig. 3): the ranges of the synthetic_heads docstring."""
+    train, test, ood = (_examples(synthetic_tiny, split, n) for split, n in (("train", 64), ("test", 32), ("test_ood", 32)))
+    tz_train, s_train = _tz_and_s(train)
+    tz_test, _ = _tz_and_s(test)
+    tz_ood, s_ood = _tz_and_s(ood)
+    assert tz_train.max() <= 1.2 and tz_test.max() <= 1.2
+    assert tz_ood.min() >= 1.4 > tz_train.max()
+    assert np.median(tz_ood) / np.median(tz_train) > 1.8
+    assert abs(np.median(s_ood) / np.median(s_train) - 1.0) < 0.1
+    assert np.median([ex["K"][0, 0] for ex in ood]) > 1.5 * np.median([ex["K"][0, 0] for ex in train])
 
 
 def test_geometry_is_consistent(synthetic_tiny: Path) -> None:

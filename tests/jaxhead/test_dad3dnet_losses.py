@@ -18,6 +18,7 @@ from jaxhead.losses.dad3dnet import (
     landmarks_loss,
     loss_config,
     reprojection_loss,
+    resolve_loss_config,
     soft_iou_loss,
     vertices_3d_loss,
 )
@@ -248,7 +249,7 @@ def np_total_terms(flame, cfg, outputs, batch) -> dict[str, float]:
     rep = {
         n: w
         for n, w in cfg.reprojection_subsets.items()
-        if (n != "face" or cfg.reproject_face) and (n != "face_w_ears" or cfg.reproject_head)
+        if w and (n != "face" or cfg.reproject_face) and (n != "face_w_ears" or cfg.reproject_head)
     }
     pred_2d = np_reproject(flame, p)
     if rep:
@@ -291,7 +292,7 @@ def test_total_loss_matches_numpy(flame, variant):
     cfg = loss_config(variant)
     outputs, batch = sample_batch(flame, seed=7)
     total, terms = jax.jit(lambda o, b: dad3dnet_loss(cfg, flame, o, b))(outputs, batch)
-    want = np_total_terms(flame, cfg, outputs, batch)
+    want = np_total_terms(flame, resolve_loss_config(cfg), outputs, batch)
     assert set(terms) == EXPECTED_TERMS[variant] == set(want)
     for k in want:
         assert float(terms[k]) == pytest.approx(want[k], rel=2e-4), k
@@ -299,7 +300,7 @@ def test_total_loss_matches_numpy(flame, variant):
 
 
 def test_official_and_paper_settings():
-    off, paper = loss_config(), loss_config("paper")
+    off, paper = resolve_loss_config(loss_config()), resolve_loss_config(loss_config("paper"))
     assert (off.heatmap_weight, off.vertices_3d_weight, off.reprojection_weight, off.landmarks_weight) == (
         1,
         50,
@@ -307,7 +308,7 @@ def test_official_and_paper_settings():
         100,
     )
     assert dict(off.vertices_3d_subsets) == {"head": 0.5, "face_w_ears": 0.75, "face": 1.0}
-    assert dict(off.reprojection_subsets) == {"face": 0.5, "face_w_ears": 0.5}
+    assert dict(off.reprojection_subsets) == {"head": 0.0, "face": 0.5, "face_w_ears": 0.5}
     assert (off.heatmap, off.landmarks_criterion, off.reprojection_criterion) == (
         "soft_iou",
         "smooth_l1",
@@ -317,6 +318,22 @@ def test_official_and_paper_settings():
     assert (paper.vertices_3d_weight, paper.reprojection_weight, paper.heatmap_weight) == (50, 0.05, 1)
     with pytest.raises(ValueError, match="variant"):
         loss_config("table7_row6")
+
+
+def test_variant_set_after_building_decides_and_fields_still_override(flame):
+    """The variant is read when the loss is built: changing it on a built config (as a command-line
+    override does) changes the terms, and a field set explicitly beats the variant's preset."""
+    outputs, batch = sample_batch(flame, seed=8)
+    cfg = loss_config()
+    cfg.variant = "table7_row2"
+    assert set(dad3dnet_loss(cfg, flame, outputs, batch)[1]) == EXPECTED_TERMS["table7_row2"]
+    cfg.reproject_landmarks68 = False
+    cfg.landmark_head = True
+    cfg.reprojection_subsets.face = 0.0
+    assert set(dad3dnet_loss(cfg, flame, outputs, batch)[1]) == {"heatmap", "landmarks"}
+    resolved = resolve_loss_config(cfg)
+    assert resolve_loss_config(resolved).to_dict() == resolved.to_dict()
+    assert resolved.heatmap == "soft_iou" and resolved.reprojection_subsets.face_w_ears == 0.5
 
 
 def test_face_only_reprojection_switch(flame):

@@ -52,9 +52,11 @@ def test_train_evaluate_predict(model: str, synthetic_tiny: Path, tmp_path: Path
     assert final["num_examples"] == 32
     assert all(np.isfinite(v) for v in final["model"].values() if isinstance(v, float))
 
-    r = _run(["-m", "jaxhead.evaluate", f"--workdir={workdir}"])
+    r = _run(["-m", "jaxhead.evaluate", f"--workdir={workdir}", "--split=test_ood"])
     assert r.returncode == 0, r.stderr[-3000:]
-    assert (workdir / "eval" / "synthetic_heads_test.md").is_file()
+    assert (workdir / "eval" / "synthetic_heads_test_ood.md").is_file()
+    ood = json.loads((workdir / "eval" / "synthetic_heads_test_ood.json").read_text())
+    assert ood["num_examples"] == 32 and ood["model"] != final["model"]
 
     image = _face_image(synthetic_tiny, tmp_path / "face.png")
     out = tmp_path / "pred"
