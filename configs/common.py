@@ -36,6 +36,8 @@ def eval_config(**overrides) -> ml_collections.ConfigDict:
     """`config.eval`: the periodic and final evaluation."""
     values = dict(
         split="test",
+        # Also scored at the end of training, each into eval/<split>.md/.json (e.g. ("test_ood",)).
+        extra_splits=(),
         batch_size=128,
         max_batches=0,  # 0: the whole split at every periodic evaluation.
         num_pictures=16,

@@ -12,6 +12,7 @@ Variants:
   paper       the paper's loss (AdaptiveWing heatmaps, L1 landmarks, lambdas 50/1/0.05/1) and its
               Inception fusion module.
   cpu         a CPU-sized run for the README's DAD-3DNet section (see `_cpu`).
+  ablation    `cpu` on a shorter schedule, for the Table 7 grid (see `_ablation`).
   smoke       a few steps on a tiny synthetic build, for tests.
 """
 
@@ -26,7 +27,7 @@ from jaxhead.models.dad3dnet import model_config
 from jaxhead.tasks.dad3dnet import flame_config
 from jaxhead.training.optimizer import optim_config
 
-VARIANTS = ("synthetic", "dad3dheads", "paper", "cpu", "smoke")
+VARIANTS = ("synthetic", "dad3dheads", "paper", "cpu", "ablation", "smoke")
 
 
 def _base(loss_variant: str) -> ml_collections.ConfigDict:
@@ -68,6 +69,23 @@ def _cpu(config: ml_collections.ConfigDict) -> None:
     config.eval.max_batches = 4
 
 
+def _ablation(config: ml_collections.ConfigDict) -> None:
+    """One cell of `experiments/ablations/dad_table7.py`: the `cpu` model and data with Table 7's full
+    model (row 5) as the loss, on a schedule every cell shares: no periodic evaluation (the result is
+    the last step's model; so one step decay instead of the plateau schedule), scored on `test` and
+    `test_ood`. MEASURED_CELL_TIME"""
+    _cpu(config)
+    config.loss.variant = "table7_row5"
+    config.train.num_steps = 300
+    config.optim.schedule = "step"
+    config.optim.step_epochs = (3,)  # steps 192-300 at lr x 0.1
+    config.optim.step_factor = 0.1
+    config.train.eval_every_steps = 300
+    config.train.checkpoint_every = 100
+    config.eval.extra_splits = ("test_ood",)
+    config.eval.num_pictures = 8
+
+
 def _smoke(config: ml_collections.ConfigDict) -> None:
     config.data.builder_config = "tiny"
     config.model.img_size = 64
@@ -105,6 +123,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.model.fusion = "inception"
     elif variant == "cpu":
         _cpu(config)
+    elif variant == "ablation":
+        _ablation(config)
     elif variant == "smoke":
         _smoke(config)
     return config

@@ -8,6 +8,7 @@ Variants:
                     the official ARKit topology files (--config.data.trg_assets_dir).
   arkitface_300wlp  TRG*: ARKitFace mixed with 300W-LP (2D landmarks only, masked 3D/rotation terms).
   cpu               a CPU-sized run for the README demo (see the deviations in `_cpu`).
+  ablation          `cpu` on a shorter schedule, for the Table 1 grid (see `_ablation`).
   smoke             a few steps on a tiny synthetic build, for tests.
 """
 
@@ -21,7 +22,7 @@ from jaxhead.losses.trg import loss_config
 from jaxhead.models.trg import model_config
 from jaxhead.training.optimizer import optim_config
 
-VARIANTS = ("synthetic", "arkitface", "arkitface_300wlp", "cpu", "smoke")
+VARIANTS = ("synthetic", "arkitface", "arkitface_300wlp", "cpu", "ablation", "smoke")
 
 
 def _base() -> ml_collections.ConfigDict:
@@ -62,6 +63,20 @@ def _cpu(config: ml_collections.ConfigDict) -> None:
     config.eval.max_batches = 2
 
 
+def _ablation(config: ml_collections.ConfigDict) -> None:
+    """One cell of `experiments/ablations/trg_table1.py`: the `cpu` model and data on a schedule
+    every cell shares, with no periodic evaluation (the result is the last step's model), scored on
+    `test` and `test_ood`. About 3 min 50 s a cell on a quiet 2-core CPU (450 steps took 4 min 17 s
+    from the command to the last report, ~0.4 s a step)."""
+    _cpu(config)
+    config.train.num_steps = 380
+    config.optim.step_epochs = (4,)  # steps 256-380 at lr x 0.1
+    config.train.eval_every_steps = 380
+    config.train.checkpoint_every = 100
+    config.eval.extra_splits = ("test_ood",)
+    config.eval.num_pictures = 8
+
+
 def _smoke(config: ml_collections.ConfigDict) -> None:
     config.data.builder_config = "tiny"
     config.model.img_size = 64
@@ -91,6 +106,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.data.extra_datasets = ("w300lp",)
     if variant == "cpu":
         _cpu(config)
+    elif variant == "ablation":
+        _ablation(config)
     elif variant == "smoke":
         _smoke(config)
     return config

@@ -92,7 +92,7 @@ class MetricWindow:
 RESUMABLE_KEYS = (
     "train.num_steps", "train.num_epochs", "train.log_every", "train.eval_every_steps",
     "train.checkpoint_every", "train.keep_checkpoints", "train.xla_cpu_flags",
-    "eval.max_batches", "eval.num_pictures", "eval.batch_size", "data.num_workers", "data.data_dir",
+    "eval.max_batches", "eval.num_pictures", "eval.batch_size", "eval.extra_splits", "data.num_workers", "data.data_dir",
     "data.manual_dir",
 )
 
@@ -277,6 +277,11 @@ def _train(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, float]
             config, task, transform, eval_step, params, rest, mesh, local_eval_bs, split=config.eval.split,
             fit_baseline=True, report=report, picture=workdir / "predictions.png",
         )
+        for split in config.eval.extra_splits:  # with the baseline fitted above
+            final_evaluation(
+                config, task, transform, eval_step, params, rest, mesh, local_eval_bs, split=split,
+                fit_baseline=False, report=workdir / "eval" / split, picture=workdir / f"predictions_{split}.png",
+            )
         if not finished:
             if stopper.stopped_at != total_steps:  # an early stop logged this step's evaluation already
                 logger.write(total_steps, config.eval.split, result["monitor"])

@@ -18,10 +18,11 @@ from data_pipelines import image_ops
 from data_pipelines.pipelines.dad3dnet import DAD3DNetTransform, enlarged_crop
 from flame_jax.dad_ground_truth import LandmarkEmbedding
 from flame_jax.io import load_flame_for_dad3dheads
+from flame_jax.landmarks import landmarks_68
 from flame_jax.model import FlameModel
 from flame_jax.synthetic import head_model
 from jaxhead import visualize
-from jaxhead.losses.dad3dnet import dad3dnet_loss
+from jaxhead.losses.dad3dnet import dad3dnet_loss, resolve_loss_config
 from jaxhead.metrics import dad3dheads as bench
 from jaxhead.models.dad3dnet_mesh import MESH_OFFSET_Z, reprojected_vertices, rotation_matrix, split_params, vertices_3d
 from jaxhead.tasks import PhotoResult, register_task
@@ -76,6 +77,7 @@ class DAD3DNetTask:
     def __init__(self, config: ml_collections.ConfigDict, flame: FlameModel | None = None):
         """`flame` defaults to the FLAME-format model of `config.flame` (`load_flame_model`)."""
         self.config = config
+        self.loss_config = resolve_loss_config(config.loss)
         self.flame: FlameModel = flame if flame is not None else load_flame_model(config)
         self.embedding = LandmarkEmbedding.from_flame(self.flame)
         subsets = {k: np.asarray(v) for k, v in self.flame.subsets.items()}
@@ -108,15 +110,21 @@ class DAD3DNetTask:
 
     def loss(self, model: nnx.Module, batch: dict[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
         out = _f32(model(batch["image"]))
-        return dad3dnet_loss(self.config.loss, self.flame, out, batch)
+        return dad3dnet_loss(self.loss_config, self.flame, out, batch)
 
     def predict(self, model: nnx.Module, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
         out = _f32(model(batch["image"]))
         params = out["params_3dmm"]
+        vertices_2d = reprojected_vertices(self.flame, params, self.size)
+        # Without the landmark head (Table 7 rows 1-4) the 68 landmarks are the reprojected mesh's.
+        if self.loss_config.landmark_head:
+            landmarks = out["landmarks"] * self.size
+        else:
+            landmarks = landmarks_68(self.flame, vertices_2d, contour="frontal")
         return dict(
             params=params,
-            landmarks=out["landmarks"] * self.size,
-            vertices_2d=reprojected_vertices(self.flame, params, self.size),
+            landmarks=landmarks,
+            vertices_2d=vertices_2d,
             vertices_3d=vertices_3d(self.flame, params),
             R=rotation_matrix(params, self.config.model.n_shape, self.config.model.n_expr),
         )

@@ -45,7 +45,7 @@ def default_builder_config(dataset: str) -> str:
 def prepare(config: ml_collections.ConfigDict, splits: tuple[str, ...] | None = None) -> DataInfo:
     """Builds missing datasets (process 0; the whole training mixture when `splits` has "train"),
     then returns the split sizes."""
-    splits = splits or ("train", config.eval.split)
+    splits = splits or ("train", config.eval.split, *config.eval.extra_splits)
     root = data_dir(config)
     needed = training_datasets(config.data) if "train" in splits else training_datasets(config.data)[:1]
     if jax.process_index() == 0:
