@@ -72,7 +72,15 @@ def override_args(overrides: dict[str, Any]) -> list[str]:
 
 
 def train_command(train_cmd: list[str], config: str, workdir: Path, seed: int, overrides: dict[str, Any]) -> list[str]:
+    """The run's command line; it runs in the repository root, so a workdir inside it is given relative."""
+    if workdir.is_absolute() and workdir.resolve().is_relative_to(REPO):
+        workdir = workdir.resolve().relative_to(REPO)
     return [*train_cmd, f"--config={config}", f"--workdir={workdir}", f"--config.seed={seed}", *override_args(overrides)]
+
+
+def shown(cmd: list[str]) -> str:
+    """The command as a user would type it: this interpreter as `python`."""
+    return shlex.join(["python" if cmd[0] == sys.executable else cmd[0], *cmd[1:]])
 
 
 def result_path(results: Path, grid: str, cell: str, seed: int) -> Path:
@@ -131,10 +139,10 @@ def run_cell(
     proc = subprocess.run(cmd, cwd=REPO)
     wall = time.time() - start
     if proc.returncode != 0:
-        raise RuntimeError(f"cell {cell} seed {seed} failed (exit {proc.returncode}): {shlex.join(cmd)}")
+        raise RuntimeError(f"cell {cell} seed {seed} failed (exit {proc.returncode}): {shown(cmd)}")
     result = dict(
         grid=grid["name"], cell=cell, label=grid["grid"][cell]["label"], seed=seed, config=config,
-        overrides={**grid["grid"][cell]["overrides"], **extra}, command=shlex.join(cmd),
+        overrides={**grid["grid"][cell]["overrides"], **extra}, command=shown(cmd),
         **read_run(run_dir, list(grid["splits"])),
         wall_time_s=round(wall, 1), resumed=resumed, commit=git_commit(), machine=machine(),
         finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -194,6 +202,14 @@ def aggregate(runs: list[dict[str, Any]], split: str, metric: str) -> tuple[floa
     return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0, len(values)
 
 
+def baseline(found: dict[str, list[dict[str, Any]]], split: str, metric: str) -> float:
+    """The mean-prediction baseline (fitted on the training data, so the same for every cell), averaged
+    over all result files."""
+    values = [r["baseline"][split][metric] for runs in found.values() for r in runs
+              if metric in r.get("baseline", {}).get(split, {})]
+    return float(np.mean(values)) if values else float("nan")
+
+
 def _number(x: float) -> str:
     return "–" if x is None or not np.isfinite(x) else f"{x:.4g}" if abs(x) < 1000 else f"{x / 1000:.3g}K"
 
@@ -207,7 +223,7 @@ def report_markdown(grid: dict[str, Any], found: dict[str, list[dict[str, Any]]]
     lines = [
         f"# {grid['name']}: {grid['doc'].splitlines()[0] if grid['doc'] else ''}", "",
         f"Regenerate with `{command}` (from the result files alone).", "",
-        f"Config `{grid['config']}`; each entry is our mean ± sample std over seeds, with the paper's number "
+        f"Config `{grid['config']}`; each entry is our mean ± sample std over seeds (the value alone for one seed), with the paper's number "
         "in parentheses. Ours are on the synthetic data, so compare the ordering of the rows, not the values. "
         + ("Higher is better for " + ", ".join(metrics[m] for m in grid["higher_is_better"]) + "; lower for the rest."
            if grid["higher_is_better"] else "Lower is better everywhere."), "",
@@ -219,9 +235,11 @@ def report_markdown(grid: dict[str, Any], found: dict[str, list[dict[str, Any]]]
             for m in metrics:
                 mean, std, n = aggregate(runs, split, m)
                 paper = grid["grid"][cell]["paper"].get(split, {}).get(m)
-                ours = "–" if not n else f"{_number(mean)} ± {_number(std)}"
+                ours = "–" if not n else _number(mean) if n == 1 else f"{_number(mean)} ± {_number(std)}"
                 row.append(ours + (f" ({_number(paper)})" if paper is not None else ""))
         lines.append("| " + " | ".join(row) + " |")
+    lines.append("| mean-prediction baseline | " + " | ".join(
+        _number(baseline(found, split, m)) for split in splits for m in metrics) + " |")
     lines += ["", "| cell | seeds | steps | wall time per run (mean) | commits |", "|---|---|---|---|---|"]
     for cell, runs in found.items():
         steps = sorted({r.get("steps") for r in runs}, key=str)
@@ -235,8 +253,8 @@ def report_markdown(grid: dict[str, Any], found: dict[str, list[dict[str, Any]]]
 
 
 def report_plot(grid: dict[str, Any], found: dict[str, list[dict[str, Any]]], out: Path) -> None:
-    """One panel per metric: a bar per cell and split (mean over seeds, error bar one std), the
-    paper's value as a black tick where it has one."""
+    """One panel per metric: a bar per cell and split (mean over seeds, error bar one std), and the
+    mean-prediction baseline of each split as a dashed line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -250,8 +268,9 @@ def report_plot(grid: dict[str, Any], found: dict[str, list[dict[str, Any]]], ou
         for j, split in enumerate(splits):
             stats = [aggregate(found[c], split, m) for c in cells]
             means = np.array([s[0] for s in stats])
-            ax.bar(x + (j - (len(splits) - 1) / 2) * width, np.nan_to_num(means), width,
-                   yerr=[s[1] for s in stats], capsize=3, label=split)
+            bars = ax.bar(x + (j - (len(splits) - 1) / 2) * width, np.nan_to_num(means), width,
+                          yerr=[s[1] for s in stats], capsize=3, label=split)
+            ax.axhline(baseline(found, split, m), color=bars.patches[0].get_facecolor(), ls="--", lw=1)
         finite = [aggregate(found[c], s, m)[0] for c in cells for s in splits]
         finite = [v for v in finite if np.isfinite(v) and v > 0]
         if finite and max(finite) / min(finite) > 30:
@@ -259,7 +278,7 @@ def report_plot(grid: dict[str, Any], found: dict[str, list[dict[str, Any]]], ou
         ax.set_title(grid["metrics"][m] + (" ↑" if m in grid["higher_is_better"] else " ↓"))
         ax.set_xticks(x, [grid["grid"][c]["label"] for c in cells], rotation=35, ha="right", fontsize=8)
     axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"{grid['name']}: mean ± std over seeds ({grid['config']})", fontsize=10)
+    fig.suptitle(f"{grid['name']}: mean ± std over seeds ({grid['config']}); dashed: mean-prediction baseline", fontsize=10)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
@@ -285,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("grid", type=Path, help="a grid file, e.g. experiments/ablations/trg_table1.py")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
-    p.add_argument("--workdir", type=Path, default=REPO / "runs" / "ablations", help="where the runs train")
+    p.add_argument("--workdir", type=Path, default=Path("runs/ablations"), help="where the runs train (relative: to the repository root)")
     p.add_argument("--results", type=Path, default=RESULTS, help="where result files and reports go")
     p.add_argument("--config", help="override the grid's config argument")
     p.add_argument("--only", nargs="*", help="run only these cells")
@@ -312,11 +331,11 @@ def main(argv: list[str] | None = None) -> None:
                 for seed in seeds:
                     if (args.only and cell not in args.only) or result_path(args.results, grid["name"], cell, seed).is_file():
                         continue
-                    run_dir = args.workdir / grid["name"] / cell / f"seed{seed}"
+                    run_dir = REPO / args.workdir / grid["name"] / cell / f"seed{seed}"
                     print(shlex.join(train_command(train_cmd, args.config or grid["config"], run_dir, seed,
                                                    {**grid["grid"][cell]["overrides"], **extra})))
             return
-        run_grid(grid, seeds, workdir=args.workdir, results=args.results, train_cmd=train_cmd, config=args.config,
+        run_grid(grid, seeds, workdir=REPO / args.workdir, results=args.results, train_cmd=train_cmd, config=args.config,
                  only=args.only, extra=extra, log=lambda s: print(s, flush=True))
         for path in write_report(grid, args.results, args.grid):
             print(f"wrote {path}")

@@ -107,6 +107,7 @@ def test_seeds_skipping_resume_and_report(setup, monkeypatch: pytest.MonkeyPatch
     assert "| cell | test (PaperSet) Err | test_ood Err |" in md
     assert "| Small k | 1.25 ± 0.3536 (1.5) | 2.5 ± 0.7071 |" in md
     assert "| Big k | 3.5 ± 0.5 | 7 ± 1 |" in md
+    assert "| mean-prediction baseline | 9 | 9 |" in md
     assert "| big | 0, 1, 2 | 7 |" in md and "(some resumed)" in md
     assert (results / "fake_grid.png").stat().st_size > 5000
 
