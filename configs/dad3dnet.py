@@ -73,9 +73,8 @@ def _ablation(config: ml_collections.ConfigDict) -> None:
     """One cell of `experiments/ablations/dad_table7.py`: the `cpu` network at 96 px (heatmaps 24x24)
     with Table 7's full model (row 5) as the loss, on a schedule every cell shares: Adam 1e-3 (the lr
     the released code effectively uses) with one step decay, no periodic evaluation (the result is the
-    last step's model), scored on `test` and `test_ood`. About 4 min a cell on a quiet 2-core CPU
-    (400 steps took 4 min 30 s from the command to the last report: 37 s to compile, 2.2 steps/s,
-    55 s to evaluate). At 128 px and 3e-4 the same budget (300 steps) barely left the
+    last step's model), scored on `test` and `test_ood`. 3 min 50 s a cell on a quiet 2-core CPU,
+    measured through the grid runner (37 s to compile, 2.2 steps/s, 55 s to evaluate both splits). At 128 px and 3e-4 the same budget (300 steps) barely left the
     mean-prediction baseline (NME 24.4 against 26.0); this reaches about half of it."""
     _cpu(config)
     config.model.img_size = 96  # also config.loss's and config.data's

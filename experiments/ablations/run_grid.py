@@ -162,12 +162,13 @@ def run_grid(
     config: str | None = None, only: list[str] | None = None, extra: dict[str, Any] | None = None,
     log=print,
 ) -> int:
-    """Runs every (cell, seed) without a result file, cell by cell; returns how many it ran."""
+    """Runs every (cell, seed) without a result file, seed by seed (a grid cut short still has every
+    cell of its first seeds); returns how many it ran."""
     unknown = sorted(set(only or ()) - set(grid["grid"]))
     if unknown:
         raise ValueError(f"--only {unknown}: not cells of {grid['name']} ({', '.join(grid['grid'])})")
     cells = [c for c in grid["grid"] if not only or c in only]
-    pairs = [(c, s) for c in cells for s in seeds]
+    pairs = [(c, s) for s in seeds for c in cells]
     todo = [(c, s) for c, s in pairs if not result_path(results, grid["name"], c, s).is_file()]
     log(f"[{grid['name']}] {len(pairs)} runs ({len(cells)} cells x {len(seeds)} seeds); "
         f"{len(pairs) - len(todo)} have results, {len(todo)} to run")

@@ -72,7 +72,9 @@ def test_seeds_skipping_resume_and_report(setup, monkeypatch: pytest.MonkeyPatch
     assert r["metrics"] == {"test": {"err": 3.5}, "test_ood": {"err": 7.0}}
     assert r["baseline"]["test"] == {"err": 9.0} and r["steps"] == 7 and r["resumed"] is False
     assert r["commit"] and r["machine"]["cores"] >= 1 and r["wall_time_s"] >= 0
-    assert any("run 2/4: small seed 1" in line and "ETA" in line for line in log), log
+    started = [line.split(": ", 1)[1].split(" (")[0] for line in log if "(elapsed" in line]
+    assert started == ["small seed 0", "big seed 0", "small seed 1", "big seed 1"], log
+    assert any(line.startswith("[fake_grid] run 2/4: big seed 0 (elapsed") and "ETA" in line for line in log), log
 
     # Finished pairs are skipped: nothing runs; a missing result file is run again, alone.
     calls = (tmp_path / "calls.txt").read_text().splitlines()
